@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * capaudit kernel side: counts capability checks (cap_capable) in the kernel
+ * so that user space only reads aggregated counts, samples the stacks they
+ * come from, and reports execs so user space can name executables.
+ *
+ * Three ways to see cap_capable, because fleet kernels differ: fexit (best:
+ * arguments, opts and return in one program), kprobe+kretprobe, and the
+ * capability:cap_capable tracepoint (6.14+, no opts). User space autoloads
+ * exactly one of them; all share count_check().
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "capaudit.h"
+
+/* GPL: bpf_get_stackid, bpf_probe_read_kernel_str and friends need it. */
+char LICENSE[] SEC("license") = "GPL";
+
+#define EEXIST 17
+#define PF_KTHREAD 0x00200000
+#define CAP_OPT_NOAUDIT (1 << 1)
+#define CAP_OPT_INSETID (1 << 2)
+
+/* Depth of sampled origin stacks; deeper frames (the syscall entry end) are
+ * cut, which only merges stacks that differ far from the check. */
+#define CA_STACK_MAP_DEPTH 32
+/* Path components followed (mount crossings included) when rebuilding an
+ * exec'd file's path; deeper paths are reported as unknown. */
+#define CA_DPATH_MAX_STEPS 32
+
+/*
+ * Settings fixed at load time, set by user space between open and load, so
+ * the verifier drops the code of disabled features entirely.
+ */
+const volatile bool old_audit_arg = false;  /* cap_capable(..., int audit): pre-5.1 */
+const volatile bool follow_tracked = false; /* profile: only tasks ON in `tracked` */
+const volatile __u32 only_tgid = 0;         /* trace -p */
+const volatile bool stream_checks = false;  /* trace: one event per check */
+const volatile bool stream_kernel_stacks = false;
+const volatile bool stream_user_stacks = false;
+const volatile __u32 stack_sample_period = 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ca_check_key);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ca_origin_key);
+	__type(value, __u64);
+} origins SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, CA_STACK_MAP_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CA_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u32); /* enum ca_track_state */
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} exec_events SEC(".maps");
+
+/* Resized by user space: 4 MiB when streaming, one page otherwise. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} check_events SEC(".maps");
+
+/* kprobe -> kretprobe hand-over: the arguments are gone at return. */
+struct kprobe_stash {
+	__u64 cred;
+	__u64 target_ns;
+	__s32 cap;
+	__u32 arg4;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct kprobe_stash);
+} kprobe_args SEC(".maps");
+
+/* Path assembly needs more than the 512-byte BPF stack allows next to the
+ * event; twice the path length so masked offsets never leave the buffer. */
+struct path_scratch {
+	char buf[2 * CA_PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_scratch);
+} path_scratch SEC(".maps");
+
+/* Written and read by user space only: tells a restarted collector whether
+ * the pinned maps and link of an earlier run are compatible. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ca_pin_meta);
+} meta SEC(".maps");
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	/* Per-CPU, but a program on this CPU can still nest (NMI, another
+	 * tracepoint), so the add stays atomic. */
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* Adds one to a counter map entry, creating it at 1. Returns the value after
+ * the add (this CPU's share for per-CPU maps), 0 when the map is full. */
+static __always_inline __u64 map_count(void *map, const void *key, bool *is_new)
+{
+	__u64 one = 1, *val;
+	long err;
+
+	*is_new = false;
+	val = bpf_map_lookup_elem(map, key);
+	if (!val) {
+		err = bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
+		if (!err) {
+			*is_new = true;
+			return 1;
+		}
+		/* Lost a race with another CPU inserting the same key. */
+		if (err != -EEXIST)
+			return 0;
+		val = bpf_map_lookup_elem(map, key);
+		if (!val)
+			return 0;
+	}
+	/* The fetched value is not used: that would need BPF atomics with
+	 * fetch (-mcpu=v3, Linux 5.12); re-reading is exact enough to decide
+	 * sampling. */
+	__sync_fetch_and_add(val, 1);
+	return *val;
+}
+
+/* New keys always, then at per-CPU counts 1, 2, 4, ... up to the period, then
+ * every period checks: a hot key costs one walk per period, a rare one keeps
+ * its few walks. */
+static __always_inline bool should_sample(__u64 n, bool is_new)
+{
+	__u32 period = stack_sample_period;
+
+	if (is_new)
+		return true;
+	if (!period || !n)
+		return false;
+	if (n <= period)
+		return (n & (n - 1)) == 0;
+	return n % period == 0;
+}
+
+/*
+ * Fills the key of one check. args_btf: cred/target_ns are BTF pointers the
+ * verifier lets us dereference directly (fexit, tp_btf: plain loads, a few ns
+ * each); otherwise (kprobe) they are raw addresses read with probe_read.
+ */
+static __always_inline void fill_key(struct ca_check_key *k, const struct cred *cred,
+				     struct user_namespace *target_ns, const bool args_btf)
+{
+	/* bpf_get_current_task_btf is 5.11+: fexit on 5.5-5.10 falls back to
+	 * probe reads. The check is a load-time constant the verifier prunes. */
+	const bool task_btf =
+		args_btf && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+	struct task_struct *task = task_btf ? bpf_get_current_task_btf()
+					    : (struct task_struct *)bpf_get_current_task();
+	unsigned int pflags = task_btf ? task->flags : BPF_CORE_READ(task, flags);
+	struct mm_struct *mm = task_btf ? task->mm : BPF_CORE_READ(task, mm);
+
+	k->syscall_nr = -1;
+	if ((pflags & PF_KTHREAD) || !mm) {
+		/* An exiting user task has dropped its mm already: not a kthread. */
+		k->flags |= (pflags & PF_KTHREAD) ? CA_FLAG_KTHREAD : CA_FLAG_NO_EXE;
+		bpf_get_current_comm(k->comm, sizeof(k->comm));
+	} else {
+		struct file *exe = task_btf ? mm->exe_file : BPF_CORE_READ(mm, exe_file);
+		struct inode *inode = NULL;
+
+		if (exe)
+			inode = task_btf ? exe->f_inode : BPF_CORE_READ(exe, f_inode);
+		if (inode) {
+			k->exe_ino = task_btf ? inode->i_ino : BPF_CORE_READ(inode, i_ino);
+			k->exe_dev = task_btf ? inode->i_sb->s_dev : BPF_CORE_READ(inode, i_sb, s_dev);
+		} else {
+			k->flags |= CA_FLAG_NO_EXE;
+			bpf_get_current_comm(k->comm, sizeof(k->comm));
+		}
+
+		/* The syscall number says which request asked; bpf_task_pt_regs
+		 * is 5.15+, older kernels leave -1. */
+		if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs) &&
+		    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(
+				task_btf ? task : bpf_get_current_task_btf());
+#if defined(__TARGET_ARCH_x86)
+			k->syscall_nr = task_btf ? regs->orig_ax : BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+			k->syscall_nr = task_btf ? regs->syscallno : BPF_CORE_READ(regs, syscallno);
+#endif
+		}
+	}
+
+	k->cgroup_id = bpf_get_current_cgroup_id();
+	k->uid = args_btf ? cred->uid.val : BPF_CORE_READ(cred, uid.val);
+	k->euid = args_btf ? cred->euid.val : BPF_CORE_READ(cred, euid.val);
+	/* kernel_cap_t was struct { __u32 cap[2]; } before 6.3 and is
+	 * struct { __u64 val; } since: on little-endian both are the same 8
+	 * bytes (bit n = capability n), so one raw 8-byte read fits both. */
+	bpf_core_read(&k->cap_effective, sizeof(k->cap_effective), &cred->cap_effective);
+	k->cred_ns_inum = args_btf ? cred->user_ns->ns.inum : BPF_CORE_READ(cred, user_ns, ns.inum);
+	k->target_ns_inum = args_btf ? target_ns->ns.inum : BPF_CORE_READ(target_ns, ns.inum);
+	k->target_ns_level = args_btf ? target_ns->level : BPF_CORE_READ(target_ns, level);
+}
+
+static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey)
+{
+	bool is_new;
+	long id;
+
+	stat_inc(CA_STAT_STACK_WALKS);
+	/* No BPF_F_REUSE_STACKID: a hash collision fails (counted) rather than
+	 * silently replacing a stack an origin already points to. */
+	id = bpf_get_stackid(ctx, &stacks, 0);
+	if (id < 0) {
+		stat_inc(CA_STAT_STACK_ERRORS);
+		return;
+	}
+	okey->stack_id = id;
+	if (!map_count(&origins, okey, &is_new))
+		stat_inc(CA_STAT_ORIGIN_DROPS);
+}
+
+static __always_inline void stream_check(void *ctx, const struct ca_check_key *key, __u64 pid_tgid)
+{
+	struct ca_check_event *e;
+
+	e = bpf_ringbuf_reserve(&check_events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(CA_STAT_RINGBUF_DROPS);
+		return;
+	}
+	__builtin_memcpy(&e->key, key, sizeof(e->key));
+	e->ktime_ns = bpf_ktime_get_ns();
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	bpf_get_current_comm(e->task_comm, sizeof(e->task_comm));
+	e->kstack_len = 0;
+	e->ustack_len = 0;
+	if (stream_kernel_stacks)
+		e->kstack_len = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
+	if (stream_user_stacks)
+		e->ustack_len = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void count_check(void *ctx, const struct cred *cred,
+					struct user_namespace *target_ns, int cap, int ret,
+					__u8 audit, __u8 flags, const bool args_btf)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ca_origin_key okey;
+	bool is_new;
+	__u64 n;
+
+	stat_inc(CA_STAT_CHECKS);
+	if (only_tgid && tgid != only_tgid)
+		return;
+	if (follow_tracked) {
+		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
+
+		if (!state || *state != CA_TRACK_ON)
+			return;
+	}
+
+	/* Zeroed whole: padding is part of the hashed key. */
+	__builtin_memset(&okey, 0, sizeof(okey));
+	okey.check.cap = cap;
+	okey.check.ret = ret;
+	okey.check.audit = audit;
+	okey.check.flags = flags;
+	fill_key(&okey.check, cred, target_ns, args_btf);
+
+	n = map_count(&counts, &okey.check, &is_new);
+	if (!n)
+		stat_inc(CA_STAT_COUNT_DROPS);
+	else if (should_sample(n, is_new))
+		record_origin(ctx, &okey);
+
+	if (stream_checks)
+		stream_check(ctx, &okey.check, pid_tgid);
+}
+
+/* opts (5.1+) or audit (before): which one is decided from kernel BTF. */
+static __always_inline __u8 audit_of(unsigned int arg4)
+{
+	if (old_audit_arg)
+		return arg4 ? CA_AUDIT_YES : CA_AUDIT_NO;
+	return (arg4 & CAP_OPT_NOAUDIT) ? CA_AUDIT_NO : CA_AUDIT_YES;
+}
+
+static __always_inline __u8 flags_of(unsigned int arg4)
+{
+	return (!old_audit_arg && (arg4 & CAP_OPT_INSETID)) ? CA_FLAG_INSETID : 0;
+}
+
+SEC("fexit/cap_capable")
+int BPF_PROG(ca_fexit_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     int cap, unsigned int arg4, int ret)
+{
+	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true);
+	return 0;
+}
+
+SEC("kprobe/cap_capable")
+int BPF_KPROBE(ca_kprobe_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	       int cap, unsigned int arg4)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kprobe_stash a = {
+		.cred = (__u64)cred,
+		.target_ns = (__u64)target_ns,
+		.cap = cap,
+		.arg4 = arg4,
+	};
+
+	bpf_map_update_elem(&kprobe_args, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/cap_capable")
+int BPF_KRETPROBE(ca_kretprobe_cap_capable, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kprobe_stash *p = bpf_map_lookup_elem(&kprobe_args, &id);
+	struct kprobe_stash a;
+
+	if (!p)
+		return 0;
+	a = *p;
+	bpf_map_delete_elem(&kprobe_args, &id);
+	count_check(ctx, (const struct cred *)a.cred, (struct user_namespace *)a.target_ns, a.cap,
+		    ret, audit_of(a.arg4), flags_of(a.arg4), false);
+	return 0;
+}
+
+/* The tracepoint has no opts: audit is left to the stack origin. */
+SEC("tp_btf/cap_capable")
+int BPF_PROG(ca_tp_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true);
+	return 0;
+}
+
+/*
+ * Rebuilds the absolute path of `file` from its dentry chain, right to left,
+ * crossing mounts through struct mount (what d_path does, minus the locks).
+ * Gives up with "" rather than a wrong path when the path is too long or
+ * too deep. The path is relative to the root of the task's mount namespace.
+ */
+static __always_inline void build_dpath(char *out, struct file *file)
+{
+	__u32 zero = 0;
+	struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	/* container_of, with the offset relocated: struct mount is private. */
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 pos = CA_PATH_LEN - 1; /* the path is buf[pos, CA_PATH_LEN) */
+
+	out[0] = 0;
+	if (!s)
+		return;
+	s->buf[CA_PATH_LEN - 1] = 0;
+
+	for (int i = 0; i < CA_DPATH_MAX_STEPS; i++) {
+		struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		const unsigned char *name;
+		__u32 len;
+
+		if (dentry == mnt_root || dentry == parent) {
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
+			/* A namespace's root mount is its own parent. */
+			if (dentry != mnt_root || mnt_parent == mnt)
+				goto done;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			continue;
+		}
+		len = BPF_CORE_READ(dentry, d_name.len);
+		name = BPF_CORE_READ(dentry, d_name.name);
+		if (len + 1 > pos)
+			return;
+		pos -= len;
+		/* Masks only convince the verifier: pos and len are in range. */
+		bpf_probe_read_kernel(&s->buf[pos & (CA_PATH_LEN - 1)], len & (CA_PATH_LEN - 1), name);
+		pos -= 1;
+		s->buf[pos & (CA_PATH_LEN - 1)] = '/';
+		dentry = parent;
+	}
+	return;
+
+done:
+	if (pos == CA_PATH_LEN - 1) {
+		pos -= 1;
+		s->buf[pos & (CA_PATH_LEN - 1)] = '/';
+	}
+	bpf_probe_read_kernel_str(out, CA_PATH_LEN, &s->buf[pos & (CA_PATH_LEN - 1)]);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ca_exec_event *e;
+	struct file *file;
+	struct inode *inode;
+	const struct cred *cred;
+
+	if (follow_tracked) {
+		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
+
+		if (state && *state == CA_TRACK_ARMED) {
+			__u32 on = CA_TRACK_ON;
+
+			bpf_map_update_elem(&tracked, &tgid, &on, BPF_EXIST);
+		}
+	}
+
+	e = bpf_ringbuf_reserve(&exec_events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(CA_STAT_RINGBUF_DROPS);
+		return 0;
+	}
+	file = BPF_CORE_READ(bprm, file);
+	inode = BPF_CORE_READ(file, f_inode);
+	e->exe_ino = BPF_CORE_READ(inode, i_ino);
+	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->ktime_ns = bpf_ktime_get_ns();
+	e->pid = (__u32)pid_tgid;
+	e->tgid = tgid;
+	/* The new credentials are committed by now (begin_new_exec). */
+	cred = BPF_CORE_READ(p, cred);
+	e->uid = BPF_CORE_READ(cred, uid.val);
+	e->euid = BPF_CORE_READ(cred, euid.val);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	build_dpath(e->dpath, file);
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(CA_STAT_EXEC_EVENTS);
+	return 0;
+}
+
+/* Loaded only in follow_tracked mode: children of tracked processes are
+ * tracked too. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ca_tp_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u32 on = CA_TRACK_ON;
+	__u32 *state;
+
+	if (!follow_tracked || ptgid == ctgid)
+		return 0;
+	state = bpf_map_lookup_elem(&tracked, &ptgid);
+	if (!state || *state != CA_TRACK_ON)
+		return 0;
+	bpf_map_update_elem(&tracked, &ctgid, &on, BPF_ANY);
+	return 0;
+}
+
+/* Loaded only in follow_tracked mode: forget a process when its group leader
+ * exits (the tgid may be reused). Later arguments differ between kernels and
+ * are not read. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ca_tp_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (!follow_tracked || p->pid != p->tgid)
+		return 0;
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}

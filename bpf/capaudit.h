@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Structures crossing the kernel/user boundary. Included by capaudit.bpf.c
+ * (where vmlinux.h provides the __u* types) and by the C++ collector layer.
+ * Plain fixed-width members only, explicit padding, so both sides agree on
+ * the layout without relying on compiler-specific packing.
+ */
+#ifndef CAPAUDIT_H
+#define CAPAUDIT_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define CA_COMM_LEN 16
+#define CA_MAX_STACK_DEPTH 32
+#define CA_PATH_LEN 256
+
+/* Where the attach method cannot tell audit from non-audit (the tracepoint
+ * carries no opts), the profiler decides from the stack origin. */
+enum ca_audit {
+	CA_AUDIT_NO = 0,
+	CA_AUDIT_YES = 1,
+	CA_AUDIT_UNKNOWN = 2,
+};
+
+enum ca_method {
+	CA_METHOD_FEXIT = 1,
+	CA_METHOD_KPROBE = 2,
+	CA_METHOD_TRACEPOINT = 3,
+};
+
+enum ca_key_flags {
+	CA_FLAG_INSETID = 1 << 0,   /* opts & CAP_OPT_INSETID */
+	CA_FLAG_KTHREAD = 1 << 1,   /* no mm: a kernel thread, comm identifies it */
+	CA_FLAG_NO_EXE = 1 << 2,    /* user task whose exe_file could not be read */
+};
+
+/*
+ * One counted combination. Everything the profiler needs to tell checks
+ * apart is here; anything per-event (pid, time) is not, so the key space
+ * stays small and counting stays a single hash update.
+ */
+struct ca_check_key {
+	__u64 exe_dev;         /* super_block->s_dev, kernel encoding (major << 20 | minor) */
+	__u64 exe_ino;
+	__u64 cgroup_id;
+	__u64 cap_effective;   /* cred->cap_effective, bit n = capability n */
+	__u32 uid;
+	__u32 euid;
+	__u32 target_ns_inum;  /* user namespace the check is against */
+	__u32 cred_ns_inum;    /* user namespace of the credential */
+	__s32 syscall_nr;      /* -1 outside a syscall */
+	__s32 ret;             /* cap_capable's return: 0 granted, -EPERM denied */
+	__u8 cap;
+	__u8 audit;            /* enum ca_audit */
+	__u8 flags;            /* enum ca_key_flags */
+	__u8 target_ns_level;  /* 0: the initial user namespace */
+	__u32 _pad;
+	char comm[CA_COMM_LEN]; /* kernel threads (and CA_FLAG_NO_EXE) only; zero for user tasks */
+};
+
+/* Origins are sampled, so a key may have several stacks; samples is how
+ * often each was seen, not an exact count (the key's count is exact). */
+struct ca_origin_key {
+	struct ca_check_key check;
+	__s32 stack_id;
+	__u32 _pad;
+};
+
+enum ca_stat {
+	CA_STAT_CHECKS = 0,        /* every check the program saw */
+	CA_STAT_COUNT_DROPS,       /* checks not counted: counts map full */
+	CA_STAT_ORIGIN_DROPS,      /* origin samples not recorded: origins map full */
+	CA_STAT_STACK_ERRORS,      /* stack walks that failed (collision, map full) */
+	CA_STAT_STACK_WALKS,       /* stack walks made */
+	CA_STAT_EXEC_EVENTS,       /* exec events sent */
+	CA_STAT_RINGBUF_DROPS,     /* events lost because a ring buffer was full */
+	CA_STAT_MAX,
+};
+
+struct ca_exec_event {
+	__u64 exe_dev;         /* kernel encoding */
+	__u64 exe_ino;
+	__u64 ktime_ns;
+	__u32 pid;
+	__u32 tgid;
+	__u32 uid;
+	__u32 euid;
+	char comm[CA_COMM_LEN];
+	char filename[CA_PATH_LEN]; /* bprm->filename as given to execve */
+	char dpath[CA_PATH_LEN];    /* absolute path rebuilt from dentries; "" if unknown */
+};
+
+/* Only in trace mode (rodata stream_checks): one event per check. */
+struct ca_check_event {
+	struct ca_check_key key;
+	__u64 ktime_ns;
+	__u32 pid;
+	__u32 tgid;
+	char task_comm[CA_COMM_LEN];
+	__s32 kstack_len;      /* bytes in kstack, negative errno on failure */
+	__s32 ustack_len;
+	__u64 kstack[CA_MAX_STACK_DEPTH];
+	__u64 ustack[CA_MAX_STACK_DEPTH];
+};
+
+enum ca_track_state {
+	CA_TRACK_ARMED = 1,    /* profile: counted once it execs */
+	CA_TRACK_ON = 2,       /* counted, and its children too */
+};
+
+/*
+ * Pinned state (the one-entry ARRAY map `meta`, user space only): tells a
+ * restarted collector whether the maps and link an earlier run left pinned
+ * can be adopted. Bump CA_LAYOUT_REVISION whenever a pinned map's key or
+ * value changes meaning without changing size.
+ */
+#define CA_LAYOUT_REVISION 1
+#define CA_LAYOUT_VERSION \
+	((__u32)((CA_LAYOUT_REVISION << 16) | sizeof(struct ca_check_key)))
+
+struct ca_pin_meta {
+	__u32 layout;          /* CA_LAYOUT_VERSION of the run that pinned */
+	__u32 method;          /* enum ca_method of the pinned link */
+	__u64 config;          /* hash of the load-time settings of the pinned program */
+};
+
+#endif /* CAPAUDIT_H */

@@ -1,0 +1,123 @@
+// The collector layer: the only code in capaudit that touches libbpf.
+// Everything above it (daemon, profiler) sees this small API and the plain
+// structs of capaudit.h.
+#pragma once
+
+#include "capaudit.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capaudit {
+
+enum class AttachMethod { Fexit = CA_METHOD_FEXIT, Kprobe = CA_METHOD_KPROBE, Tracepoint = CA_METHOD_TRACEPOINT };
+
+// Best first: fexit sees arguments, opts and the return in one program;
+// kprobe needs two programs and a stash; the tracepoint has no audit flag.
+inline constexpr AttachMethod kMethodPreference[] = {AttachMethod::Fexit, AttachMethod::Kprobe,
+                                                     AttachMethod::Tracepoint};
+
+std::string_view method_name(AttachMethod m);              // "fexit", "kprobe", "tracepoint"
+std::optional<AttachMethod> parse_method(std::string_view); // accepts the names above
+
+// Thrown only while starting (open/load/attach); caught in main.
+struct CollectorError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CollectorOptions {
+  std::optional<AttachMethod> forced_method;  // unset: probe, best first
+  uint32_t max_checks = 65536;                // counts map entries
+  uint32_t max_origins = 65536;               // origins map entries
+  uint32_t max_stacks = 16384;                // stack trace map entries
+  // After a key's first check, walk the stack again when its per-CPU count
+  // reaches a power of two, then every stack_sample_period checks. 0: only
+  // the first check of each key.
+  uint32_t stack_sample_period = 1024;
+  // profile: count only processes marked with track_process() and their
+  // descendants (from their next exec on).
+  bool follow_tracked = false;
+  // trace: stream one ca_check_event per check through a ring buffer.
+  bool stream_checks = false;
+  bool stream_kernel_stacks = false;
+  bool stream_user_stacks = false;
+  uint32_t only_tgid = 0;  // trace -p: 0 means every process
+  // Directory under bpffs to pin maps and link in (empty: no pinning).
+  std::string pin_dir;
+};
+
+struct CheckCount {
+  ca_check_key key;
+  uint64_t count;  // summed over CPUs; monotonic while the maps live
+};
+
+struct OriginCount {
+  ca_check_key key;
+  int32_t stack_id;
+  uint64_t samples;
+};
+
+struct CollectorStats {
+  uint64_t v[CA_STAT_MAX] = {};
+  uint64_t operator[](ca_stat s) const { return v[s]; }
+};
+
+struct MethodAttempt {
+  AttachMethod method;
+  std::string why;  // why it was passed over (kernel's answer)
+};
+
+class Collector {
+ public:
+  // Opens, configures, loads and attaches. Throws CollectorError naming the
+  // method and the kernel's answer when a forced method fails, or listing
+  // every method's failure when none works.
+  static std::unique_ptr<Collector> start(const CollectorOptions& opts);
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  AttachMethod method() const;
+  // Methods tried before the one in use, with the reason each was refused.
+  const std::vector<MethodAttempt>& passed_over() const;
+  // Whether the 4th argument of cap_capable is the old `int audit` (pre-5.1)
+  // rather than `unsigned int opts`, as read from the kernel's BTF.
+  bool old_audit_argument() const;
+  // True when pinned maps from an earlier run were adopted.
+  bool adopted_pins() const;
+
+  // Epoll-able fd that becomes readable when exec or check events wait.
+  int events_fd() const;
+  void on_exec(std::function<void(const ca_exec_event&)> cb);
+  void on_check(std::function<void(const ca_check_event&)> cb);
+  // Consumes waiting events, calling the handlers. Returns events consumed
+  // or a negative errno.
+  int poll_events(int timeout_ms);
+
+  std::vector<CheckCount> read_counts() const;
+  std::vector<OriginCount> read_origins() const;
+  // Raw kernel addresses of one stack, innermost first; empty if unknown.
+  std::vector<uint64_t> read_stack(int32_t stack_id) const;
+  CollectorStats stats() const;
+
+  // profile: mark a process (by tgid) to be counted from its next exec on.
+  bool track_process(uint32_t tgid);
+
+  // Detach and remove pins (clean stop). Without this the destructor only
+  // closes fds, leaving pinned objects counting.
+  void unpin();
+
+  struct Impl;
+
+ private:
+  explicit Collector(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace capaudit

@@ -1,0 +1,301 @@
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+namespace capaudit {
+
+namespace {
+
+void arm_timer(int fd, uint64_t usec) {
+  itimerspec its{};
+  its.it_value.tv_sec = static_cast<time_t>(usec / 1000000);
+  its.it_value.tv_nsec = static_cast<long>((usec % 1000000) * 1000);
+  its.it_interval = its.it_value;
+  timerfd_settime(fd, 0, &its, nullptr);
+}
+
+void drain_fd(int fd) {
+  uint64_t expirations;
+  while (read(fd, &expirations, sizeof expirations) > 0) {
+  }
+}
+
+uint64_t monotonic_usec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonArgs args) : args_(std::move(args)) {}
+
+Daemon::~Daemon() {
+  for (int fd : {epfd_, sigfd_, drainfd_, watchdogfd_})
+    if (fd >= 0) close(fd);
+}
+
+void Daemon::apply_log_level(const std::string& level) {
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::optional<AttachMethod> Daemon::method_from(const std::string& name) {
+  if (name == "auto") return std::nullopt;
+  auto m = parse_method(name);
+  if (!m) throw StartupError("unknown attach method '" + name + "' (auto, fexit, kprobe, tracepoint)");
+  return m;
+}
+
+void Daemon::start() {
+  ConfigResult cr = load_config(args_.config_path);
+  if (!cr.config) throw StartupError(cr.error);
+  config_ = *cr.config;
+  if (args_.db_path) config_.database = *args_.db_path;
+  if (args_.log_level) config_.log_level = *args_.log_level;
+  if (args_.attach_method) config_.attach_method = *args_.attach_method;
+  if (args_.pin_dir) {
+    config_.pin = !args_.pin_dir->empty();
+    config_.pin_dir = *args_.pin_dir;
+  }
+  apply_log_level(config_.log_level);
+  spdlog::info("capauditd starting: config '{}', database '{}'", args_.config_path, config_.database);
+
+  // The database holds what every user ran: not for other users' eyes.
+  std::filesystem::path db_dir = std::filesystem::path(config_.database).parent_path();
+  if (!db_dir.empty() && !std::filesystem::exists(db_dir)) {
+    std::error_code ec;
+    std::filesystem::create_directories(db_dir, ec);
+    if (ec) throw StartupError("cannot create database directory '" + db_dir.string() + "': " + ec.message());
+    chmod(db_dir.c_str(), 0700);
+  }
+  std::string err;
+  store_ = Store::open(config_.database, &err);
+  if (!store_) throw StartupError(err);
+  chmod(config_.database.c_str(), 0600);
+
+  std::string kerr;
+  syms_ = Kallsyms::load(config_.kallsyms, &kerr);
+  if (!syms_) spdlog::warn("kernel stacks will be stored unsymbolised: {}", kerr);
+
+  paths_ = std::make_unique<ExePathResolver>();
+  size_t known = paths_->scan_proc();
+  spdlog::debug("learned {} executables from /proc", known);
+
+  CollectorOptions co;
+  co.forced_method = method_from(config_.attach_method);
+  co.max_checks = config_.max_checks;
+  co.max_origins = config_.max_origins;
+  co.max_stacks = config_.max_stacks;
+  co.stack_sample_period = config_.stack_sample_period;
+  if (config_.pin) co.pin_dir = config_.pin_dir;
+  try {
+    collector_ = Collector::start(co);
+  } catch (const CollectorError& e) {
+    throw StartupError(e.what());
+  }
+  for (const auto& a : collector_->passed_over())
+    spdlog::info("attach method '{}' passed over: {}", method_name(a.method), a.why);
+  spdlog::info("attach method '{}' in use{}", method_name(collector_->method()),
+               collector_->method() == AttachMethod::Tracepoint
+                   ? " (no audit flag: audit vs non-audit comes from the stack origin)"
+                   : "");
+  if (collector_->adopted_pins())
+    spdlog::info("adopted pinned maps under '{}': counts made while the daemon was down are drained now",
+                 config_.pin_dir);
+  collector_->on_exec([this](const ca_exec_event& ev) {
+    paths_->learn_exec(ExeId{ev.exe_dev, ev.exe_ino},
+                       std::string(ev.dpath, strnlen(ev.dpath, sizeof ev.dpath)),
+                       std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
+  });
+
+  DrainOptions dopts;
+  dopts.ignore_paths = config_.ignore_paths;
+  drainer_ = std::make_unique<Drainer>(*store_, *paths_, syms_ ? &*syms_ : nullptr, dopts);
+  drainer_->resume(collector_->adopted_pins());
+  store_->set_meta("attach_method", std::string(method_name(collector_->method())));
+  store_->set_meta("audit_flag", collector_->method() == AttachMethod::Tracepoint ? "unknown" : "known");
+
+  if (!setup_fds()) throw StartupError(std::string("event loop setup failed: ") + std::strerror(errno));
+  if (collector_->adopted_pins()) drain_now("adopted pins");
+  sd_notify(0, "READY=1");
+  update_status();
+  spdlog::info("ready: draining every {} s", config_.drain_interval_sec);
+}
+
+bool Daemon::setup_fds() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, s);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return false;
+  sigfd_ = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  drainfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (sigfd_ < 0 || epfd_ < 0 || drainfd_ < 0) return false;
+  arm_timer(drainfd_, static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
+  uint64_t wd_usec = 0;
+  if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+    watchdogfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (watchdogfd_ < 0) return false;
+    arm_timer(watchdogfd_, wd_usec / 2);
+  }
+  auto add = [&](int fd) {
+    if (fd < 0) return true;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  };
+  return add(sigfd_) && add(drainfd_) && add(watchdogfd_) && add(collector_->events_fd());
+}
+
+bool Daemon::drain_now(const char* why) {
+  KernelSnapshot snap;
+  snap.counts = collector_->read_counts();
+  snap.origins = collector_->read_origins();
+  snap.stats = collector_->stats();
+  DrainResult r = drainer_->drain(
+      snap, [this](int32_t id) { return collector_->read_stack(id); }, static_cast<int64_t>(time(nullptr)));
+  if (!r.ok) {
+    pending_failures_++;
+    last_error_ = r.error;
+    // Counts stay in the kernel maps and are written by the next drain
+    // that succeeds; say so once per failure streak, not every interval.
+    if (pending_failures_ == 1)
+      spdlog::error("cannot write to '{}': {}; counts are kept in the kernel until it works again",
+                    config_.database, r.error);
+    update_status();
+    return false;
+  }
+  if (pending_failures_ > 0)
+    spdlog::info("database '{}' writable again after {} failed drains; nothing was lost", config_.database,
+                 pending_failures_);
+  pending_failures_ = 0;
+  last_error_.clear();
+  spdlog::debug("drain ({}): {} checks in {} keys, {} deferred, {} ignored", why, r.checks_added,
+                r.keys_written, r.keys_deferred, r.keys_ignored);
+  update_status();
+  return true;
+}
+
+void Daemon::update_status() {
+  CollectorStats st = collector_->stats();
+  uint64_t drops = st[CA_STAT_COUNT_DROPS] + st[CA_STAT_ORIGIN_DROPS] + st[CA_STAT_RINGBUF_DROPS];
+  std::string status = fmt::format("STATUS=method {}, {} checks counted, {} written, {} dropped{}",
+                                   method_name(collector_->method()), st[CA_STAT_CHECKS],
+                                   drainer_->checks_written(), drops,
+                                   last_error_.empty() ? "" : ", database error: " + last_error_);
+  sd_notify(0, status.c_str());
+  if (drops > 0) {
+    static uint64_t reported = 0;
+    if (drops != reported)
+      spdlog::warn("{} counts or origins dropped: kernel maps full (raise max_checks/max_origins)", drops);
+    reported = drops;
+  }
+}
+
+void Daemon::reload() {
+  std::string msg = fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec());
+  sd_notify(0, msg.c_str());
+  ConfigResult cr = load_config(args_.config_path);
+  if (!cr.config) {
+    spdlog::error("reload refused, keeping the running configuration: {}", cr.error);
+  } else {
+    Config next = *cr.config;
+    // Command-line overrides stay in force over a reload.
+    if (args_.db_path) next.database = *args_.db_path;
+    if (args_.log_level) next.log_level = *args_.log_level;
+    if (args_.attach_method) next.attach_method = *args_.attach_method;
+    for (auto [changed, name] : {std::pair{next.database != config_.database, "database"},
+                                 {next.attach_method != config_.attach_method, "attach_method"},
+                                 {next.max_checks != config_.max_checks, "max_checks"},
+                                 {next.max_origins != config_.max_origins, "max_origins"},
+                                 {next.max_stacks != config_.max_stacks, "max_stacks"},
+                                 {next.stack_sample_period != config_.stack_sample_period,
+                                  "stack_sample_period"},
+                                 {next.pin != config_.pin || next.pin_dir != config_.pin_dir, "pin"}})
+      if (changed) spdlog::warn("'{}' changed in '{}': takes effect at the next restart", name, args_.config_path);
+    config_.drain_interval_sec = next.drain_interval_sec;
+    config_.log_level = next.log_level;
+    config_.ignore_paths = next.ignore_paths;
+    config_.retention_days = next.retention_days;
+    apply_log_level(config_.log_level);
+    arm_timer(drainfd_, static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
+    DrainOptions dopts;
+    dopts.ignore_paths = config_.ignore_paths;
+    drainer_->set_options(dopts);
+    spdlog::info("configuration reloaded from '{}'", args_.config_path);
+  }
+  sd_notify(0, "READY=1");
+  update_status();
+}
+
+int Daemon::run() {
+  int exit_code = 0;
+  bool running = true;
+  time_t last_retention = 0;
+  while (running) {
+    epoll_event evs[8];
+    int n = epoll_wait(epfd_, evs, 8, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("epoll_wait: {}", std::strerror(errno));
+      exit_code = 1;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (fd == sigfd_) {
+        signalfd_siginfo si{};
+        while (read(sigfd_, &si, sizeof si) == sizeof si) {
+          switch (si.ssi_signo) {
+            case SIGTERM:
+            case SIGINT: running = false; break;
+            case SIGHUP: reload(); break;
+            case SIGUSR1: drain_now("SIGUSR1"); break;
+          }
+        }
+      } else if (fd == drainfd_) {
+        drain_fd(drainfd_);
+        drain_now("timer");
+        time_t now = time(nullptr);
+        if (config_.retention_days > 0 && now - last_retention > 3600) {
+          store_->apply_retention(config_.retention_days, now);
+          last_retention = now;
+        }
+      } else if (fd == watchdogfd_) {
+        drain_fd(watchdogfd_);
+        sd_notify(0, "WATCHDOG=1");
+      } else {
+        collector_->poll_events(0);
+      }
+    }
+  }
+  sd_notify(0, "STOPPING=1");
+  collector_->poll_events(0);  // exec events of the last instants name their binaries
+  if (drain_now("stop")) {
+    if (config_.pin) collector_->unpin();
+    spdlog::info("stopped: {} checks written to '{}'", drainer_->checks_written(), config_.database);
+  } else {
+    spdlog::error("final write to '{}' failed: {}; {}", config_.database, last_error_,
+                  config_.pin ? "counts stay pinned under '" + config_.pin_dir + "' for the next start"
+                              : "counts since the last drain are lost");
+    exit_code = 1;
+  }
+  return exit_code;
+}
+
+}  // namespace capaudit

@@ -1,0 +1,60 @@
+// capauditd's event loop: signals, drain timer, watchdog and exec events on
+// one epoll, with the systemd notifications of a Type=notify service.
+#pragma once
+
+#include "collector.h"
+#include "config.h"
+#include "drainer.h"
+#include "exe_paths.h"
+#include "kallsyms.h"
+#include "store.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace capaudit {
+
+struct DaemonArgs {
+  std::string config_path = "/etc/capaudit/capaudit.json";
+  std::optional<std::string> db_path;        // overrides the config
+  std::optional<std::string> log_level;      // overrides the config
+  std::optional<std::string> attach_method;  // overrides the config
+  std::optional<std::string> pin_dir;        // overrides the config; "" disables pinning
+};
+
+// Fatal start-up problems; main logs them and exits 1.
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonArgs args);
+  ~Daemon();
+  // Loads config, opens the store, starts the collector, sends READY=1.
+  void start();
+  // Runs until SIGTERM/SIGINT; returns the exit code.
+  int run();
+
+ private:
+  bool drain_now(const char* why);
+  void reload();
+  void update_status();
+  bool setup_fds();
+  void apply_log_level(const std::string& level);
+  std::optional<AttachMethod> method_from(const std::string& name);
+
+  DaemonArgs args_;
+  Config config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Collector> collector_;
+  std::unique_ptr<ExePathResolver> paths_;
+  std::optional<Kallsyms> syms_;
+  std::unique_ptr<Drainer> drainer_;
+  int epfd_ = -1, sigfd_ = -1, drainfd_ = -1, watchdogfd_ = -1;
+  std::string last_error_;  // the store's last failure, shown in STATUS=
+  uint64_t pending_failures_ = 0;
+};
+
+}  // namespace capaudit

@@ -1,0 +1,251 @@
+#include "drainer.h"
+
+#include "identity.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace capaudit {
+
+namespace {
+
+constexpr std::string_view kStatNames[CA_STAT_MAX] = {
+    "checks", "count_drops", "origin_drops", "stack_errors", "stack_walks", "exec_events", "ringbuf_drops",
+};
+
+std::string comm_of(const ca_check_key& k) {
+  return std::string(k.comm, strnlen(k.comm, sizeof k.comm));
+}
+
+bool under_prefix(const std::string& path, const std::string& prefix) {
+  if (prefix.empty() || path.compare(0, prefix.size(), prefix) != 0) return false;
+  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
+}
+
+}  // namespace
+
+std::string key_bytes(char kind, const void* key, size_t size) {
+  std::string out(1, kind);
+  out.append(static_cast<const char*>(key), size);
+  return out;
+}
+
+CheckFields check_fields(const ca_check_key& k, bool profiled) {
+  CheckFields f;
+  f.cap = k.cap;
+  f.ret = k.ret;
+  f.audit = k.audit == CA_AUDIT_NO ? Audit::No : k.audit == CA_AUDIT_YES ? Audit::Yes : Audit::Unknown;
+  f.insetid = (k.flags & CA_FLAG_INSETID) != 0;
+  f.uid = k.uid;
+  f.euid = k.euid;
+  f.syscall = k.syscall_nr;
+  f.target_ns_inum = k.target_ns_inum;
+  f.target_ns_level = k.target_ns_level;
+  f.cred_ns_inum = k.cred_ns_inum;
+  f.cgroup_id = k.cgroup_id;
+  f.cap_effective = k.cap_effective;
+  f.profiled = profiled;
+  return f;
+}
+
+Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, DrainOptions opts)
+    : store_(store), paths_(paths), syms_(syms), opts_(std::move(opts)) {}
+
+void Drainer::resume(bool adopted_kernel_maps) {
+  if (adopted_kernel_maps) {
+    written_ = store_.load_drain_state();
+  } else {
+    written_.clear();
+    if (!store_.clear_drain_state())
+      spdlog::warn("could not clear old drain state in '{}': {}", store_.path(), store_.last_error());
+  }
+}
+
+Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
+  Resolved r;
+  if (k.flags & CA_FLAG_KTHREAD) {
+    r.ready = true;
+    r.key.comm = comm_of(k);
+    return r;
+  }
+  r.key.dev = kernel_dev_to_user(k.exe_dev);
+  r.key.ino = k.exe_ino;
+  if (auto p = paths_.lookup(ExeId{k.exe_dev, k.exe_ino})) {
+    r.key.path = p->path;
+    r.stale = p->stale;
+    r.ready = true;
+    for (const auto& prefix : opts_.ignore_paths)
+      if (under_prefix(r.key.path, prefix)) r.ignored = true;
+    return r;
+  }
+  return r;
+}
+
+int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
+  auto id_key = std::make_tuple(r.key.dev, r.key.ino, r.key.path, r.key.comm);
+  if (auto it = binary_ids_.find(id_key); it != binary_ids_.end()) return it->second;
+  int64_t id = store_.upsert_binary(r.key, r.stale, now);
+  if (id == 0) {
+    *err = store_.last_error();
+    return 0;
+  }
+  if (opts_.record_identity && !r.key.path.empty() && !r.stale) {
+    std::string why;
+    if (auto ident = read_file_identity(r.key.path, &why);
+        ident && ident->dev == r.key.dev && ident->ino == r.key.ino) {
+      BinaryRow row;
+      row.sha256 = ident->sha256;
+      row.owner_uid = ident->owner_uid;
+      row.owner_gid = ident->owner_gid;
+      row.mode = ident->mode;
+      row.file_caps = ident->file_caps_text;
+      store_.set_binary_identity(id, row);
+    } else if (!ident) {
+      spdlog::debug("no identity for {}: {}", r.key.path, why);
+    }
+  }
+  binary_ids_.emplace(std::move(id_key), id);
+  return id;
+}
+
+int64_t Drainer::stack_row(int32_t stack_id, const StackReader& read_stack) {
+  if (auto it = stack_rows_.find(stack_id); it != stack_rows_.end()) return it->second;
+  std::vector<uint64_t> addrs = read_stack(stack_id);
+  if (addrs.empty()) return 0;
+  std::vector<std::string> frames;
+  frames.reserve(addrs.size());
+  for (uint64_t a : addrs) {
+    if (syms_) {
+      frames.push_back(syms_->symbolize(a));
+    } else {
+      char buf[32];
+      snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(a));
+      frames.emplace_back(buf);
+    }
+  }
+  int64_t row = store_.put_stack(frames, stack_origin(frames));
+  if (row != 0) stack_rows_.emplace(stack_id, row);
+  return row;
+}
+
+DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now) {
+  DrainResult res;
+  std::map<std::string, uint64_t> pending;  // drain_state updates, applied on commit
+  std::map<std::string, int> deferred_now;
+  auto fail = [&](std::string why) {
+    store_.rollback();
+    // Row ids learned inside the failed transaction are gone with it.
+    binary_ids_.clear();
+    stack_rows_.clear();
+    res.ok = false;
+    res.error = std::move(why);
+    res.checks_added = 0;
+    return res;
+  };
+  // Processes that started before the daemon, or whose exec event was
+  // missed, are found in /proc: one scan per drain, only when needed.
+  for (const auto& c : snap.counts) {
+    auto it = written_.find(key_bytes('c', &c.key, sizeof c.key));
+    if (it != written_.end() && it->second == c.count) continue;
+    if (!(c.key.flags & CA_FLAG_KTHREAD) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino})) {
+      paths_.scan_proc();
+      break;
+    }
+  }
+  if (!store_.begin(&res.error)) return fail(res.error);
+
+  // Check rows by raw key, so origins can find the row of their check.
+  std::map<std::string, int64_t> check_rows;
+  std::map<std::string, bool> skipped;  // key held back or ignored: not stored
+  uint64_t added = 0;
+
+  for (const auto& c : snap.counts) {
+    std::string k = key_bytes('c', &c.key, sizeof c.key);
+    uint64_t before = 0;
+    if (auto it = written_.find(k); it != written_.end()) before = it->second;
+    // A smaller value means the kernel map was recreated under us.
+    uint64_t delta = c.count >= before ? c.count - before : c.count;
+    if (delta == 0) continue;
+    Resolved r = resolve(c.key);
+    if (!r.ready) {
+      int waited = deferred_[k] + 1;
+      if (waited <= opts_.unresolved_grace_drains) {
+        deferred_now[k] = waited;
+        skipped[k] = true;
+        res.keys_deferred++;
+        continue;
+      }
+      r.ready = true;  // stored unresolved: path "" with its dev/ino
+    }
+    if (r.ignored) {
+      pending[k] = c.count;
+      skipped[k] = true;
+      res.keys_ignored++;
+      continue;
+    }
+    std::string err;
+    int64_t bin = binary_row(r, now, &err);
+    if (bin == 0) return fail("storing binary '" + r.key.path + "': " + err);
+    int64_t row = store_.add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
+    if (row == 0) return fail(store_.last_error());
+    if (!store_.set_drain_state(k, c.count)) return fail(store_.last_error());
+    pending[k] = c.count;
+    check_rows[k] = row;
+    added += delta;
+    res.keys_written++;
+  }
+
+  for (const auto& o : snap.origins) {
+    std::string ck = key_bytes('c', &o.key, sizeof o.key);
+    if (skipped.count(ck)) continue;
+    std::string ok = key_bytes('o', &o, sizeof(ca_check_key) + sizeof(int32_t));
+    uint64_t before = 0;
+    if (auto it = written_.find(ok); it != written_.end()) before = it->second;
+    uint64_t delta = o.samples >= before ? o.samples - before : o.samples;
+    if (delta == 0) continue;
+    int64_t check_row = 0;
+    if (auto it = check_rows.find(ck); it != check_rows.end()) {
+      check_row = it->second;
+    } else {
+      // Sampled after its count was drained: find the row with a zero add.
+      Resolved r = resolve(o.key);
+      if (!r.ready || r.ignored) continue;
+      std::string err;
+      int64_t bin = binary_row(r, now, &err);
+      if (bin == 0) return fail("storing binary '" + r.key.path + "': " + err);
+      check_row = store_.add_check(bin, check_fields(o.key, opts_.profiled), 0, now);
+      if (check_row == 0) return fail(store_.last_error());
+    }
+    int64_t srow = stack_row(o.stack_id, read_stack);
+    if (srow == 0) continue;  // stack evicted or unreadable: the count is still exact
+    if (!store_.add_origin(check_row, srow, delta)) return fail(store_.last_error());
+    if (!store_.set_drain_state(ok, o.samples)) return fail(store_.last_error());
+    pending[ok] = o.samples;
+  }
+
+  for (int i = 0; i < CA_STAT_MAX; i++) {
+    std::string name(kStatNames[i]);
+    std::string sk = "s" + name;
+    uint64_t cur = snap.stats.v[i];
+    uint64_t before = 0;
+    if (auto it = written_.find(sk); it != written_.end()) before = it->second;
+    uint64_t delta = cur >= before ? cur - before : cur;
+    if (delta == 0) continue;
+    if (!store_.add_stat(name, delta) || !store_.set_drain_state(sk, cur)) return fail(store_.last_error());
+    pending[sk] = cur;
+  }
+
+  std::string err;
+  if (!store_.commit(&err)) return fail(err);
+  for (auto& [k, v] : pending) written_[k] = v;
+  for (auto& [k, _] : pending) deferred_.erase(k);
+  for (auto& [k, n] : deferred_now) deferred_[k] = n;
+  // Row ids are stable once committed; keep the binary cache bounded anyway.
+  if (binary_ids_.size() > 100000) binary_ids_.clear();
+  res.checks_added = added;
+  checks_written_ += added;
+  return res;
+}
+
+}  // namespace capaudit

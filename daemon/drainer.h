@@ -1,0 +1,90 @@
+// Turns the kernel's monotonic counters into rows: computes what is new since
+// the last drain and writes it in one transaction. Kept apart from libbpf
+// (it sees plain snapshots) so it can be tested without a kernel.
+#pragma once
+
+#include "collector.h"
+#include "exe_paths.h"
+#include "kallsyms.h"
+#include "store.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace capaudit {
+
+struct KernelSnapshot {
+  std::vector<CheckCount> counts;
+  std::vector<OriginCount> origins;
+  CollectorStats stats;
+};
+
+using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
+
+struct DrainOptions {
+  bool profiled = false;                  // rows written by `capaudit profile`
+  std::vector<std::string> ignore_paths;  // path prefixes not stored
+  // A key whose executable has no known path yet is held back this many
+  // drains (its count stays in the kernel) before it is stored unresolved.
+  int unresolved_grace_drains = 3;
+  // Record SHA-256, owner, mode and file capabilities of each new binary.
+  bool record_identity = true;
+};
+
+struct DrainResult {
+  bool ok = true;
+  std::string error;         // why the transaction failed; nothing was lost
+  uint64_t checks_added = 0; // sum of count deltas written
+  size_t keys_written = 0;
+  size_t keys_deferred = 0;  // waiting for a path
+  size_t keys_ignored = 0;   // under ignore_paths
+};
+
+class Drainer {
+ public:
+  Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, DrainOptions opts);
+
+  // Pinned maps adopted: resume from what the store says was already
+  // written. Fresh maps: forget it (their counters start from zero).
+  void resume(bool adopted_kernel_maps);
+  void set_options(DrainOptions opts) { opts_ = std::move(opts); }
+  void set_kallsyms(const Kallsyms* syms) { syms_ = syms; }
+
+  DrainResult drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now);
+
+  // Total of the counts written by this drainer since it started.
+  uint64_t checks_written() const { return checks_written_; }
+
+ private:
+  struct Resolved {
+    bool ready = false;    // false: hold back for now
+    bool ignored = false;
+    BinaryKey key;
+    bool stale = false;
+  };
+  Resolved resolve(const ca_check_key& k);
+  int64_t binary_row(const Resolved& r, int64_t now, std::string* err);
+  int64_t stack_row(int32_t stack_id, const StackReader& read_stack);
+
+  Store& store_;
+  ExePathResolver& paths_;
+  const Kallsyms* syms_;
+  DrainOptions opts_;
+  std::map<std::string, uint64_t> written_;  // drain_state, in memory
+  std::map<std::string, int> deferred_;      // key -> drains held back
+  // Valid only within a transaction: row ids may vanish on rollback.
+  std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, int64_t> binary_ids_;
+  std::unordered_map<int32_t, int64_t> stack_rows_;
+  uint64_t checks_written_ = 0;
+};
+
+CheckFields check_fields(const ca_check_key& k, bool profiled);
+// Bytes of the key, as stored in drain_state.
+std::string key_bytes(char kind, const void* key, size_t size);
+
+}  // namespace capaudit

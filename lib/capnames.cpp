@@ -1,0 +1,110 @@
+#include "capnames.h"
+
+#include <cap-ng.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <set>
+
+namespace capaudit {
+namespace {
+
+// Capability sets in the kernel (and in ca_check_key) are 64-bit masks.
+constexpr int kMaxCapBits = 64;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+int read_kernel_last_cap() {
+  // libcap-ng 0.8.3 reads this file internally but exports no accessor.
+  if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+    int value = -1;
+    int n = std::fscanf(f, "%d", &value);
+    std::fclose(f);
+    if (n == 1 && value >= 0 && value < kMaxCapBits) return value;
+  }
+  // No /proc (containers, chroots): the highest capability libcap-ng names.
+  int last = -1;
+  for (int cap = 0; cap < kMaxCapBits; ++cap) {
+    if (capng_capability_to_name(static_cast<unsigned>(cap))) last = cap;
+  }
+  return last;
+}
+
+}  // namespace
+
+std::string cap_name(int cap) {
+  if (cap >= 0) {
+    if (const char* name = capng_capability_to_name(static_cast<unsigned>(cap))) {
+      return "cap_" + lower(name);
+    }
+  }
+  return "cap_" + std::to_string(cap);
+}
+
+std::optional<int> cap_from_name(std::string_view name) {
+  std::string s = lower(name);
+  if (s.starts_with("cap_")) s.erase(0, 4);
+  if (s.empty()) return std::nullopt;
+  // Numbers cover capabilities newer than libcap-ng, and round-trip cap_name's
+  // "cap_<n>" fallback.
+  if (std::isdigit(static_cast<unsigned char>(s[0]))) {
+    int cap = -1;
+    auto res = std::from_chars(s.data(), s.data() + s.size(), cap);
+    if (res.ec != std::errc() || res.ptr != s.data() + s.size()) return std::nullopt;
+    if (cap < 0 || cap >= kMaxCapBits) return std::nullopt;
+    return cap;
+  }
+  int cap = capng_name_to_capability(s.c_str());
+  if (cap < 0) return std::nullopt;
+  return cap;
+}
+
+int last_cap() {
+  static const int value = read_kernel_last_cap();
+  return value;
+}
+
+std::vector<std::string> cap_set_names(uint64_t set) {
+  std::vector<std::string> names;
+  for (int cap = 0; cap < kMaxCapBits; ++cap) {
+    if (set & (uint64_t{1} << cap)) names.push_back(cap_name(cap));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string setcap_text(const std::vector<int>& caps) {
+  std::set<std::string> names;  // sorted and de-duplicated
+  std::set<int> unnamed;
+  for (int cap : caps) {
+    if (cap < 0) continue;
+    if (capng_capability_to_name(static_cast<unsigned>(cap))) {
+      names.insert(cap_name(cap));
+    } else {
+      // setcap (libcap) accepts a bare number for a capability it cannot
+      // name, but not our "cap_<n>" spelling.
+      unnamed.insert(cap);
+    }
+  }
+  std::string text;
+  for (const std::string& name : names) {
+    if (!text.empty()) text += ',';
+    text += name;
+  }
+  for (int cap : unnamed) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(cap);
+  }
+  if (text.empty()) return {};
+  text += "+ep";
+  return text;
+}
+
+}  // namespace capaudit

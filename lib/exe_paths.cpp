@@ -1,0 +1,173 @@
+#include "exe_paths.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <vector>
+
+namespace capaudit {
+namespace {
+
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
+std::string pid_dir(const std::string& proc_root, uint32_t pid) {
+  return proc_root + "/" + std::to_string(pid);
+}
+
+std::optional<std::string> read_link(const std::string& link) {
+  std::string buf(256, '\0');
+  for (;;) {
+    ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size());
+    if (n < 0) return std::nullopt;
+    if (static_cast<size_t>(n) < buf.size()) {
+      buf.resize(static_cast<size_t>(n));
+      return buf;
+    }
+    // Possibly truncated: readlink does not say, so retry larger.
+    if (buf.size() >= 65536) return std::nullopt;
+    buf.resize(buf.size() * 2);
+  }
+}
+
+std::optional<ExeId> stat_id(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return ExeId{user_dev_to_kernel(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+bool all_digits(const char* s) {
+  if (!*s) return false;
+  for (; *s; ++s) {
+    if (*s < '0' || *s > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+dev_t kernel_dev_to_user(uint64_t kdev) {
+  // The kernel's internal dev_t: 12 bits major, 20 bits minor (MINORBITS).
+  return makedev(static_cast<unsigned>(kdev >> 20), static_cast<unsigned>(kdev & 0xfffff));
+}
+
+uint64_t user_dev_to_kernel(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | (minor(dev) & 0xfffff);
+}
+
+std::optional<std::string> read_proc_exe(const std::string& proc_root, uint32_t pid,
+                                         bool* deleted) {
+  std::optional<std::string> target = read_link(pid_dir(proc_root, pid) + "/exe");
+  if (!target) return std::nullopt;
+  bool was_deleted = false;
+  if (target->ends_with(kDeletedSuffix)) {
+    target->resize(target->size() - kDeletedSuffix.size());
+    was_deleted = true;
+  }
+  if (deleted) *deleted = was_deleted;
+  return target;
+}
+
+ExePathResolver::ExePathResolver(std::string proc_root) : proc_root_(std::move(proc_root)) {}
+
+bool ExePathResolver::remember(const ExeId& id, const std::string& path, bool stale) {
+  auto it = known_.find(id);
+  if (it == known_.end()) {
+    known_.emplace(id, ResolvedPath{path, stale});
+    return true;
+  }
+  // A verified path is better than a stale one; between two verified paths
+  // (hard links) the first is kept so reports do not flip between names.
+  if (it->second.stale && !stale) it->second = ResolvedPath{path, false};
+  return false;
+}
+
+void ExePathResolver::learn_exec(const ExeId& id, const std::string& dpath,
+                                 const std::string& filename, uint32_t pid) {
+  // Execs of the same binary repeat constantly; spare them the syscalls.
+  if (auto it = known_.find(id); it != known_.end() && !it->second.stale) return;
+  std::vector<std::string> candidates;
+  if (!dpath.empty() && dpath.front() == '/') {
+    candidates.push_back(dpath);
+  } else if (!filename.empty() && filename.front() == '/') {
+    candidates.push_back(filename);
+  } else if (!filename.empty()) {
+    // Relative to the cwd at exec time; if the process has moved on or
+    // exited this guess fails verification and /proc/PID/exe decides.
+    if (auto cwd = read_link(pid_dir(proc_root_, pid) + "/cwd")) {
+      candidates.push_back(
+          (std::filesystem::path(*cwd) / filename).lexically_normal().string());
+    }
+  }
+  // The exec'd file is not always the task's executable (a script's id is
+  // its interpreter's; fexecve gives "/dev/fd/N"), and the kernel's view in
+  // /proc/PID/exe settles it while the process lives.
+  bool exe_deleted = false;
+  if (auto exe = read_proc_exe(proc_root_, pid, &exe_deleted)) {
+    candidates.push_back(*exe);
+  }
+  for (const std::string& path : candidates) {
+    auto seen = stat_id(path);
+    if (seen && *seen == id) {
+      remember(id, path, false);
+      return;
+    }
+  }
+  // Nothing on disk has this id any more (replaced or deleted since the
+  // exec): where it was is still the most useful answer.
+  if (!candidates.empty()) remember(id, candidates.front(), true);
+}
+
+size_t ExePathResolver::scan_proc() {
+  DIR* dir = ::opendir(proc_root_.c_str());
+  if (!dir) return 0;
+  size_t learned = 0;
+  while (struct dirent* entry = ::readdir(dir)) {
+    if (!all_digits(entry->d_name)) continue;
+    std::string exe_link = proc_root_ + "/" + entry->d_name + "/exe";
+    // Kernel threads have no exe, other users' processes may refuse
+    // (EACCES), and processes exit mid-scan: all simply skipped.
+    std::optional<std::string> path = read_link(exe_link);
+    if (!path) continue;
+    // stat through the magic link reaches the running inode even when its
+    // path was deleted or now names another file.
+    auto id = stat_id(exe_link);
+    if (!id) continue;
+    bool stale = false;
+    if (path->ends_with(kDeletedSuffix)) {
+      path->resize(path->size() - kDeletedSuffix.size());
+      stale = true;
+    } else {
+      auto at_path = stat_id(*path);
+      stale = !at_path || !(*at_path == *id);
+    }
+    if (remember(*id, *path, stale)) ++learned;
+  }
+  ::closedir(dir);
+  return learned;
+}
+
+std::optional<ResolvedPath> ExePathResolver::lookup(const ExeId& id) const {
+  auto it = known_.find(id);
+  if (it == known_.end()) return std::nullopt;
+  ResolvedPath result = it->second;
+  // A package upgrade replaces the file after we learned it; re-check so
+  // the answer is about now, not about when the exec was seen.
+  if (!result.stale) {
+    auto now = stat_id(result.path);
+    result.stale = !now || !(*now == id);
+  }
+  return result;
+}
+
+std::optional<ResolvedPath> ExePathResolver::resolve(const ExeId& id) {
+  if (auto known = lookup(id)) return known;
+  scan_proc();
+  return lookup(id);
+}
+
+}  // namespace capaudit

@@ -1,0 +1,62 @@
+// Mapping the kernel's (device, inode) identity of an executable to a path.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace capaudit {
+
+// super_block->s_dev (major << 20 | minor) to the user-space dev_t of stat().
+dev_t kernel_dev_to_user(uint64_t kdev);
+uint64_t user_dev_to_kernel(dev_t dev);
+
+struct ExeId {
+  uint64_t kdev = 0;  // kernel encoding, as in ca_check_key
+  uint64_t ino = 0;
+  bool operator==(const ExeId&) const = default;
+};
+struct ExeIdHash {
+  size_t operator()(const ExeId& id) const noexcept { return id.kdev * 1000003u ^ id.ino; }
+};
+
+struct ResolvedPath {
+  std::string path;
+  // The file at `path` no longer has this (dev, ino): deleted or replaced
+  // since it ran (the path is where it was when seen).
+  bool stale = false;
+};
+
+// Learns paths from exec events and /proc, and answers (dev, ino) -> path.
+class ExePathResolver {
+ public:
+  explicit ExePathResolver(std::string proc_root = "/proc");
+
+  // From an exec event: `dpath` is the kernel-built absolute path (may be
+  // empty), `filename` what execve was given (may be relative), pid the
+  // process (its /proc entry may already be gone).
+  void learn_exec(const ExeId& id, const std::string& dpath, const std::string& filename,
+                  uint32_t pid);
+  // Scans /proc/*/exe for ids not yet known (processes that started before
+  // the daemon). Returns how many new ids were learned.
+  size_t scan_proc();
+  // `stale` is re-checked against the file system on every call.
+  std::optional<ResolvedPath> lookup(const ExeId& id) const;
+  // lookup, and if unknown, scan /proc once more.
+  std::optional<ResolvedPath> resolve(const ExeId& id);
+
+ private:
+  // True when id was not known before.
+  bool remember(const ExeId& id, const std::string& path, bool stale = false);
+  std::string proc_root_;
+  std::unordered_map<ExeId, ResolvedPath, ExeIdHash> known_;
+};
+
+// readlink(/proc/PID/exe) without the " (deleted)" suffix; sets *deleted.
+std::optional<std::string> read_proc_exe(const std::string& proc_root, uint32_t pid,
+                                         bool* deleted = nullptr);
+
+}  // namespace capaudit

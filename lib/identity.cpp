@@ -1,0 +1,103 @@
+#include "identity.h"
+
+#include "capnames.h"
+
+#include <cap-ng.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace capaudit {
+
+namespace {
+
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+std::string hex(const unsigned char* md, unsigned len) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; i++) {
+    out += digits[md[i] >> 4];
+    out += digits[md[i] & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> sha256_fd(int fd) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return std::nullopt;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf, static_cast<size_t>(n));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return std::nullopt;
+  return hex(md, len);
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return hex(md, len);
+}
+
+std::optional<FileIdentity> read_file_identity(const std::string& path, std::string* err) {
+  Fd f{open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  if (f.fd < 0) {
+    if (err) *err = "cannot open '" + path + "': " + std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (err) *err = "'" + path + "' is not a regular file";
+    return std::nullopt;
+  }
+  FileIdentity id;
+  id.dev = st.st_dev;
+  id.ino = st.st_ino;
+  id.owner_uid = st.st_uid;
+  id.owner_gid = st.st_gid;
+  id.mode = st.st_mode;
+  auto hash = sha256_fd(f.fd);
+  if (!hash) {
+    if (err) *err = "cannot read '" + path + "': " + std::strerror(errno);
+    return std::nullopt;
+  }
+  id.sha256 = *hash;
+  // libcap-ng keeps one state per thread; clear it around the file read so
+  // nothing of this file leaks into a later capng_apply elsewhere.
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_get_caps_fd(f.fd) == 0) {
+    for (int cap = 0; cap <= last_cap(); cap++) {
+      if (capng_have_capability(CAPNG_PERMITTED, static_cast<unsigned>(cap))) id.file_caps.push_back(cap);
+      if (capng_have_capability(CAPNG_EFFECTIVE, static_cast<unsigned>(cap))) id.file_caps_effective = true;
+    }
+    if (!id.file_caps.empty()) {
+      id.file_caps_text = setcap_text(id.file_caps);
+      if (!id.file_caps_effective && id.file_caps_text.ends_with("+ep"))
+        id.file_caps_text.replace(id.file_caps_text.size() - 3, 3, "+p");
+    }
+  }
+  capng_clear(CAPNG_SELECT_BOTH);
+  return id;
+}
+
+}  // namespace capaudit

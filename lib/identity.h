@@ -1,0 +1,31 @@
+// What a binary file is right now: content hash, owner, mode, capabilities.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capaudit {
+
+struct FileIdentity {
+  std::string sha256;  // hex
+  uint64_t dev = 0;    // user-space dev_t
+  uint64_t ino = 0;
+  uint32_t owner_uid = 0;
+  uint32_t owner_gid = 0;
+  uint32_t mode = 0;   // st_mode, including type and setuid bits
+  std::vector<int> file_caps;     // permitted set of security.capability
+  bool file_caps_effective = false;
+  std::string file_caps_text;     // "cap_net_raw+ep", "" when none
+};
+
+// SHA-256 of a byte string, lower-case hex.
+std::string sha256_hex(std::string_view data);
+
+// Reads the file (O_NOFOLLOW on the last component is not used: the kernel
+// reported this path for the executable). nullopt with *err naming the path.
+std::optional<FileIdentity> read_file_identity(const std::string& path, std::string* err = nullptr);
+
+}  // namespace capaudit

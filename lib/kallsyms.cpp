@@ -1,0 +1,247 @@
+#include "kallsyms.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace capaudit {
+namespace {
+
+// The last symbol of a region (the kernel image, or one module) has no
+// successor to bound it. Kernel functions are far smaller than this, so an
+// address further away lies outside any function we know of (module data,
+// an unlisted BPF image, vmalloc) and naming it "sym+0x3fe000" would mislead.
+constexpr uint64_t kMaxTailOffset = 64 * 1024;
+
+// Text symbols only: stack frames are return addresses in code, and keeping
+// data symbols (present with CONFIG_KALLSYMS_ALL) would just be noise.
+bool is_text_type(char type) {
+  return type == 't' || type == 'T' || type == 'w' || type == 'W';
+}
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+// Hand-rolled rather than find_first_of: a 120k-line file makes the per-call
+// overhead of the generic searches the dominant cost of loading.
+std::string_view next_field(const char*& p, const char* end) {
+  while (p < end && is_blank(*p)) ++p;
+  const char* start = p;
+  while (p < end && !is_blank(*p)) ++p;
+  return {start, static_cast<size_t>(p - start)};
+}
+
+std::string hex_addr(uint64_t addr) {
+  std::array<char, 24> buf{};
+  buf[0] = '0';
+  buf[1] = 'x';
+  auto res = std::to_chars(buf.data() + 2, buf.data() + buf.size(), addr, 16);
+  return std::string(buf.data(), res.ptr);
+}
+
+// /proc files report size 0, so read until EOF rather than trusting fstat.
+bool read_whole_file(const std::string& path, std::string* out, int* err_no) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err_no = errno;
+    return false;
+  }
+  // /proc/kallsyms is several MB; grow geometrically to keep copies few.
+  constexpr size_t kMinFree = 64 * 1024;
+  out->assign(4 << 20, '\0');
+  size_t used = 0;
+  for (;;) {
+    if (out->size() - used < kMinFree) out->resize(out->size() * 2);
+    ssize_t n = ::read(fd, out->data() + used, out->size() - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err_no = errno;
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out->resize(used);
+  return true;
+}
+
+bool starts_with_hex16(std::string_view s) {
+  if (s.size() < 16) return false;
+  return std::all_of(s.begin(), s.begin() + 16, [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+}  // namespace
+
+Kallsyms Kallsyms::from_text(std::string_view text) {
+  Kallsyms k;
+  k.syms_.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
+  const char* p = text.data();
+  const char* const text_end = p + text.size();
+  while (p < text_end) {
+    const char* eol = static_cast<const char*>(std::memchr(p, '\n', text_end - p));
+    if (!eol) eol = text_end;
+    std::string_view addr_s = next_field(p, eol);
+    std::string_view type_s = next_field(p, eol);
+    std::string_view name = next_field(p, eol);
+    std::string_view module = next_field(p, eol);
+    p = eol + 1;
+
+    if (addr_s.empty() || type_s.size() != 1 || name.empty()) continue;
+    if (!is_text_type(type_s[0])) continue;
+    uint64_t addr = 0;
+    auto res = std::from_chars(addr_s.data(), addr_s.data() + addr_s.size(), addr, 16);
+    if (res.ec != std::errc() || res.ptr != addr_s.data() + addr_s.size()) continue;
+    // kptr_restrict shows every address as zero: nothing can be located.
+    if (addr == 0) continue;
+    if (module.size() >= 2 && module.front() == '[' && module.back() == ']') {
+      module = module.substr(1, module.size() - 2);
+    } else {
+      module = {};
+    }
+    k.syms_.push_back(Sym{addr, std::string(name), std::string(module)});
+  }
+  // The kernel lists in address order, so the sort is usually skipped; it is
+  // stable so that among aliases at one address the first listed wins.
+  auto by_addr = [](const Sym& a, const Sym& b) { return a.addr < b.addr; };
+  if (!std::is_sorted(k.syms_.begin(), k.syms_.end(), by_addr)) {
+    std::stable_sort(k.syms_.begin(), k.syms_.end(), by_addr);
+  }
+  return k;
+}
+
+std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err) {
+  std::string text;
+  int err_no = 0;
+  if (!read_whole_file(path, &text, &err_no)) {
+    if (err) *err = path + ": " + std::strerror(err_no);
+    return std::nullopt;
+  }
+  Kallsyms k = from_text(text);
+  if (k.syms_.empty()) {
+    if (err) {
+      *err = path + ": no symbol with a non-zero address (kptr_restrict hides them "
+                    "from this process, or the file is not in kallsyms format)";
+    }
+    return std::nullopt;
+  }
+  return k;
+}
+
+const Kallsyms::Sym* Kallsyms::find(uint64_t addr, uint64_t* offset) const {
+  auto it = std::upper_bound(syms_.begin(), syms_.end(), addr,
+                             [](uint64_t a, const Sym& s) { return a < s.addr; });
+  if (it == syms_.begin()) return nullptr;
+  auto next = it;
+  --it;
+  // Aliases share an address; report the first listed.
+  while (it != syms_.begin() && std::prev(it)->addr == it->addr) --it;
+  uint64_t off = addr - it->addr;
+  bool region_tail = next == syms_.end() || next->module != it->module;
+  if (region_tail && off > kMaxTailOffset) return nullptr;
+  *offset = off;
+  return &*it;
+}
+
+std::string Kallsyms::symbolize(uint64_t addr) const {
+  uint64_t off = 0;
+  const Sym* sym = find(addr, &off);
+  if (!sym) return hex_addr(addr);
+  std::string out = sym->name;
+  out += '+';
+  out += hex_addr(off);
+  if (!sym->module.empty()) {
+    out += " [";
+    out += sym->module;
+    out += ']';
+  }
+  return out;
+}
+
+std::string Kallsyms::function(uint64_t addr) const {
+  uint64_t off = 0;
+  const Sym* sym = find(addr, &off);
+  if (!sym) return {};
+  return std::string(bare_function_name(sym->name));
+}
+
+std::string_view bare_function_name(std::string_view symbol) {
+  // C identifiers never contain '.', so everything from the first one is a
+  // compiler-made clone suffix (.isra.0, .constprop.0, .part.0, .cold, .llvm.N).
+  return symbol.substr(0, symbol.find('.'));
+}
+
+std::string frame_function(std::string_view frame) {
+  size_t start = frame.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  frame.remove_prefix(start);
+  std::string_view name = frame.substr(0, frame.find_first_of("+ \t"));
+  return std::string(bare_function_name(name));
+}
+
+bool is_check_machinery(std::string_view function) {
+  function = bare_function_name(function);
+  // The check itself. Deliberately absent: perfmon_capable, bpf_capable,
+  // checkpoint_restore_ns_capable and bpf_token_capable, whose names tell the
+  // profiler which narrow capability the caller accepts as an alternative.
+  static constexpr std::string_view kCheck[] = {
+      "cap_capable",
+      "cap_capable_helper",
+      "security_capable",
+      "security_capable_noaudit",
+      "ns_capable",
+      "ns_capable_noaudit",
+      "ns_capable_setid",
+      "ns_capable_common",
+      "capable",
+      "file_ns_capable",
+      "has_capability",
+      "has_capability_noaudit",
+      "has_ns_capability",
+      "has_ns_capability_noaudit",
+      "capable_wrt_inode_uidgid",
+      "privileged_wrt_inode_uidgid",
+      "sk_ns_capable",
+      "sk_capable",
+      "sk_net_capable",
+      "netlink_ns_capable",
+      "netlink_capable",
+      "netlink_net_capable",
+  };
+  for (std::string_view name : kCheck) {
+    if (function == name) return true;
+  }
+  // Tracing glue between the check and our program. Syscall entry points are
+  // not listed: when nothing else precedes them they are the honest origin.
+  static constexpr std::string_view kGluePrefixes[] = {
+      "bpf_trace_run", "__bpf_trace_", "__traceiter_",  "bpf_trampoline_",
+      "__bpf_prog_",   "kprobe_",      "ftrace_",       "perf_trace_",
+      "trace_event_raw_event_",        "__probestub",   "bpf_get_stack",
+      "__bpf_get_stack",
+  };
+  for (std::string_view prefix : kGluePrefixes) {
+    if (function.starts_with(prefix)) return true;
+  }
+  // JIT-ed programs are "bpf_prog_<16 hex tag>[_name]"; a bare "bpf_prog_"
+  // prefix would also swallow bpf_prog_load, a genuine origin.
+  constexpr std::string_view kProg = "bpf_prog_";
+  return function.starts_with(kProg) && starts_with_hex16(function.substr(kProg.size()));
+}
+
+std::string stack_origin(const std::vector<std::string>& frames) {
+  for (const std::string& frame : frames) {
+    std::string function = frame_function(frame);
+    if (function.empty()) continue;
+    if (!is_check_machinery(function)) return function;
+  }
+  return {};
+}
+
+}  // namespace capaudit

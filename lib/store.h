@@ -1,0 +1,145 @@
+// The SQLite store shared by capauditd (writer) and the capaudit CLI
+// (readers). Schema and migrations: docs/schema.md.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capaudit {
+
+inline constexpr int kSchemaVersion = 1;
+
+// Audit flag as stored: 0 no, 1 yes, 2 unknown (NULL would break UNIQUE).
+enum class Audit : int { No = 0, Yes = 1, Unknown = 2 };
+
+struct BinaryKey {
+  uint64_t dev = 0;  // user-space dev_t (stat's st_dev)
+  uint64_t ino = 0;
+  std::string path;  // "" when it could not be resolved
+  std::string comm;  // kernel threads: their comm; "" for executables
+};
+
+struct BinaryRow {
+  int64_t id = 0;
+  BinaryKey key;
+  bool path_stale = false;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+  // File identity, when the daemon could read the file.
+  std::optional<std::string> sha256;
+  std::optional<uint32_t> owner_uid;
+  std::optional<uint32_t> owner_gid;
+  std::optional<uint32_t> mode;
+  std::optional<std::string> file_caps;  // text form, "" when none
+};
+
+struct CheckFields {
+  int cap = 0;
+  int ret = 0;
+  Audit audit = Audit::Unknown;
+  bool insetid = false;
+  uint32_t uid = 0;
+  uint32_t euid = 0;
+  int32_t syscall = -1;
+  uint32_t target_ns_inum = 0;
+  uint32_t target_ns_level = 0;
+  uint32_t cred_ns_inum = 0;
+  uint64_t cgroup_id = 0;
+  uint64_t cap_effective = 0;
+  bool profiled = false;
+  auto operator<=>(const CheckFields&) const = default;
+};
+
+struct CheckRow {
+  int64_t id = 0;
+  int64_t binary_id = 0;
+  CheckFields f;
+  uint64_t count = 0;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+};
+
+struct OriginRow {
+  int64_t check_id = 0;
+  int64_t stack_id = 0;
+  std::string origin;               // first non-machinery function
+  std::vector<std::string> frames;  // symbolised, innermost first
+  uint64_t samples = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) and migrates. Returns nullptr with *err set
+  // naming the file when it cannot be opened, is not a capaudit database,
+  // or is newer than this build understands. `readonly` never migrates.
+  static std::unique_ptr<Store> open(const std::string& path, std::string* err,
+                                     bool readonly = false);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+  int schema_version();
+  // PRAGMA quick_check; false with *err when the file is damaged.
+  bool check_integrity(std::string* err);
+
+  // ---- writing: one transaction per drain ------------------------------
+  bool begin(std::string* err);
+  bool commit(std::string* err);
+  void rollback();
+
+  // Returns the row id; updates last_seen. 0 on error (see last_error()).
+  int64_t upsert_binary(const BinaryKey& key, bool path_stale, int64_t now);
+  bool set_binary_identity(int64_t binary_id, const BinaryRow& identity);
+  // Adds delta to the check's count (creating it), returns its row id.
+  int64_t add_check(int64_t binary_id, const CheckFields& f, uint64_t delta, int64_t now);
+  // Stores a symbolised stack once (deduplicated by content), returns its id.
+  int64_t put_stack(const std::vector<std::string>& frames, const std::string& origin);
+  bool add_origin(int64_t check_id, int64_t stack_row, uint64_t samples);
+  bool add_stat(const std::string& name, uint64_t delta);
+  bool set_meta(const std::string& key, const std::string& value);
+  std::optional<std::string> meta(const std::string& key);
+
+  // What was already stored of the kernel's monotonic counters, keyed by an
+  // opaque blob (the raw map key), so a daemon restarted on pinned maps
+  // stores only what is new.
+  std::map<std::string, uint64_t> load_drain_state();
+  bool set_drain_state(std::string_view key, uint64_t value);
+  bool clear_drain_state();
+
+  // Removes checks not seen for `days` days (and orphaned origins).
+  bool apply_retention(uint32_t days, int64_t now);
+
+  // ---- reading -------------------------------------------------------------
+  std::vector<BinaryRow> binaries(const std::optional<std::string>& path = std::nullopt);
+  std::vector<CheckRow> checks(int64_t binary_id);
+  std::vector<OriginRow> origins(int64_t check_id);
+  std::map<std::string, uint64_t> stats();
+  uint64_t total_count();
+
+  const std::string& last_error() const { return last_error_; }
+  sqlite3* handle() { return db_; }
+
+ private:
+  Store(sqlite3* db, std::string path);
+  bool exec(const char* sql, std::string* err = nullptr);
+  bool migrate(std::string* err);
+  sqlite3_stmt* prepare(std::string_view sql);
+  void record_error(const char* what);
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+  std::string last_error_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> stmts_;
+};
+
+std::string audit_name(Audit a);  // "yes", "no", "unknown"
+
+}  // namespace capaudit

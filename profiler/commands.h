@@ -1,0 +1,70 @@
+// The capaudit subcommands. main.cpp parses arguments into these structs;
+// each command returns the process exit status (0 ok, 1 runtime error,
+// 2 usage error) and writes errors to standard error itself.
+#pragma once
+
+#include "engine.h"
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace capaudit {
+
+inline constexpr const char* kDefaultDb = "/var/lib/capaudit/capaudit.db";
+
+struct ReportArgs {
+  std::string db = kDefaultDb;
+  std::optional<std::string> binary;
+  bool json = false;
+};
+int cmd_report(const ReportArgs& a);
+
+enum class RecommendFormat { Table, Json, Script };
+struct RecommendArgs {
+  std::string db = kDefaultDb;
+  std::optional<std::string> binary;
+  RecommendFormat format = RecommendFormat::Table;
+};
+int cmd_recommend(const RecommendArgs& a);
+
+struct FilesArgs {
+  std::vector<std::string> dirs;  // empty: PATH's directories
+  bool json = false;
+  std::string db = kDefaultDb;    // what the daemon saw each file use (optional)
+};
+int cmd_files(const FilesArgs& a);
+
+struct ProfileArgs {
+  std::optional<std::string> user;
+  std::optional<std::string> output;
+  bool json = false;
+  std::optional<std::string> db;
+  std::vector<std::string> command;
+};
+int cmd_profile(const ProfileArgs& a);
+
+struct TraceArgs {
+  bool json = false;
+  bool kernel_stacks = false;
+  bool user_stacks = false;
+  bool verbose = false;  // include non-audit checks
+  uint32_t pid = 0;
+};
+int cmd_trace(const TraceArgs& a);
+
+// Renderers shared by report, recommend and profile.
+void print_report_table(std::ostream& out, const Analysis& a);
+void print_recommend_table(std::ostream& out, const Analysis& a);
+
+// The nightly setcap script (recommend --format script): narrow-only, see
+// CONTRACT.md. Needs the store for each binary's recorded identity.
+int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
+
+// Text from untrusted sources (paths, comm names) made safe to print on a
+// terminal: quoted, with control characters escaped.
+std::string quote_for_display(std::string_view s);
+
+}  // namespace capaudit

@@ -1,0 +1,50 @@
+// Classification rules: kernel origin of a check -> what it means for the
+// minimal set. The table itself is data (profiler/rules.json, embedded at
+// build time; docs/rules.md explains each kind); the engine only reads it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capaudit {
+
+enum class RuleKind {
+  Probe,         // the kernel only asks; never a requirement
+  NoNewPrivs,    // a real failure, but the fix is no_new_privs, not a capability
+  Requirement,   // needed when granted, even though the kernel does not audit it
+  Alternative,   // a narrower capability would do (see narrow / narrow_first)
+  CheckedFirst,  // asked before the unprivileged path: a grant alone proves nothing
+};
+
+struct Rule {
+  std::string name;                  // short id, shown in reasons
+  RuleKind kind = RuleKind::Probe;
+  std::vector<int> caps;             // capabilities it applies to; empty: any
+  std::vector<std::string> origins;  // fnmatch patterns on the origin function; empty: any
+  std::vector<std::string> via;      // fnmatch patterns, one must match some frame; empty: none needed
+  std::optional<int> narrow;         // Alternative: the narrower capability
+  bool narrow_first = false;         // Alternative: the kernel asks narrow before wide
+  bool keep_when_granted = true;     // CheckedFirst: keep (unverified) or drop
+  std::string reason;                // why, for people
+};
+
+class Rules {
+ public:
+  // The table shipped with capaudit (profiler/rules.json).
+  static const Rules& builtin();
+  // Parses a rules table; nullopt with *err naming the rule and key at fault.
+  static std::optional<Rules> parse(std::string_view json_text, const std::string& name, std::string* err);
+
+  // First rule that matches, in table order.
+  const Rule* match(int cap, std::string_view origin, const std::vector<std::string>& frames) const;
+  const std::vector<Rule>& all() const { return rules_; }
+
+ private:
+  std::vector<Rule> rules_;
+};
+
+std::string_view rule_kind_name(RuleKind k);
+
+}  // namespace capaudit
