@@ -1,4 +1,4 @@
-#include "features.h"
+#include "kernel_features.h"
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>

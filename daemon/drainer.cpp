@@ -53,6 +53,7 @@ Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, Dra
     : store_(store), paths_(paths), syms_(syms), opts_(std::move(opts)) {}
 
 void Drainer::resume(bool adopted_kernel_maps) {
+  if (!opts_.persist_drain_state) return;
   if (adopted_kernel_maps) {
     written_ = store_.load_drain_state();
   } else {
@@ -189,7 +190,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (bin == 0) return fail("storing binary '" + r.key.path + "': " + err);
     int64_t row = store_.add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
     if (row == 0) return fail(store_.last_error());
-    if (!store_.set_drain_state(k, c.count)) return fail(store_.last_error());
+    if (opts_.persist_drain_state && !store_.set_drain_state(k, c.count)) return fail(store_.last_error());
     pending[k] = c.count;
     check_rows[k] = row;
     added += delta;
@@ -220,7 +221,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     int64_t srow = stack_row(o.stack_id, read_stack);
     if (srow == 0) continue;  // stack evicted or unreadable: the count is still exact
     if (!store_.add_origin(check_row, srow, delta)) return fail(store_.last_error());
-    if (!store_.set_drain_state(ok, o.samples)) return fail(store_.last_error());
+    if (opts_.persist_drain_state && !store_.set_drain_state(ok, o.samples)) return fail(store_.last_error());
     pending[ok] = o.samples;
   }
 
@@ -232,7 +233,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (auto it = written_.find(sk); it != written_.end()) before = it->second;
     uint64_t delta = cur >= before ? cur - before : cur;
     if (delta == 0) continue;
-    if (!store_.add_stat(name, delta) || !store_.set_drain_state(sk, cur)) return fail(store_.last_error());
+    if (!store_.add_stat(name, delta)) return fail(store_.last_error());
+    if (opts_.persist_drain_state && !store_.set_drain_state(sk, cur)) return fail(store_.last_error());
     pending[sk] = cur;
   }
 

@@ -32,6 +32,10 @@ struct DrainOptions {
   // A key whose executable has no known path yet is held back this many
   // drains (its count stays in the kernel) before it is stored unresolved.
   int unresolved_grace_drains = 3;
+  // Keep what was drained in the store's drain_state, for a daemon that may
+  // restart on pinned maps. A one-shot drain (profile) must not: its keys
+  // would collide with the daemon's in a shared database.
+  bool persist_drain_state = true;
   // Record SHA-256, owner, mode and file capabilities of each new binary.
   bool record_identity = true;
 };

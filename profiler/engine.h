@@ -41,6 +41,7 @@ struct CheckDecision {
   std::string reason;
   std::vector<std::string> origins;       // distinct, most sampled first
   std::vector<uint32_t> uids, euids;      // distinct, sorted
+  std::vector<uint64_t> cgroup_ids;       // distinct, sorted: which units ran it
   bool only_other_user_ns = false;        // every check targeted a child user namespace
   int64_t first_seen = 0, last_seen = 0;
   std::optional<int> replaced_by;         // alternative: the narrower capability kept instead

@@ -1,3 +1,6 @@
+// (Not named features.h: bpf/ is a public include directory, and that name
+// would shadow glibc's <features.h> in every translation unit.)
+//
 // Kernel feature probing for the collector, in one place and cached: what the
 // kernel's BTF and sysfs say, asked once per process.
 //
