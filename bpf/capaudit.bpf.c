@@ -42,6 +42,9 @@ const volatile bool stream_checks = false;  /* trace: one event per check */
 const volatile bool stream_kernel_stacks = false;
 const volatile bool stream_user_stacks = false;
 const volatile __u32 stack_sample_period = 1024;
+/* period - 1 when the period is a power of two: a mask instead of a 64-bit
+ * division on the hot path (about 5 ns a check). */
+const volatile __u32 stack_sample_mask = 1023;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -97,8 +100,10 @@ struct kprobe_stash {
 	__u32 arg4;
 };
 
+/* LRU: a kretprobe can be missed (too many instances in flight), and the
+ * entry of a thread that then exits must not hold a slot forever. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 10240);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct kprobe_stash);
@@ -107,6 +112,8 @@ struct {
 /* Path assembly needs more than the 512-byte BPF stack allows next to the
  * event; twice the path length so masked offsets never leave the buffer. */
 struct path_scratch {
+	__u32 pos; /* the path so far is buf[pos, CA_PATH_LEN) */
+	__u32 _pad;
 	char buf[2 * CA_PATH_LEN];
 };
 
@@ -125,6 +132,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ca_pin_meta);
 } meta SEC(".maps");
+
+/* 6.3+ kernel_cap_t, spelt locally so the build machine's vmlinux.h may be
+ * older; CO-RE matches it by name against the running kernel. */
+typedef struct {
+	__u64 val;
+} kernel_cap_t___capu64;
+
+struct cred___capu64 {
+	kernel_cap_t___capu64 cap_effective;
+} __attribute__((preserve_access_index));
 
 static __always_inline void stat_inc(__u32 idx)
 {
@@ -178,6 +195,8 @@ static __always_inline bool should_sample(__u64 n, bool is_new)
 		return false;
 	if (n <= period)
 		return (n & (n - 1)) == 0;
+	if (stack_sample_mask)
+		return (n & stack_sample_mask) == 0;
 	return n % period == 0;
 }
 
@@ -236,14 +255,18 @@ static __always_inline void fill_key(struct ca_check_key *k, const struct cred *
 	k->euid = args_btf ? cred->euid.val : BPF_CORE_READ(cred, euid.val);
 	/* kernel_cap_t was struct { __u32 cap[2]; } before 6.3 and is
 	 * struct { __u64 val; } since: on little-endian both are the same 8
-	 * bytes (bit n = capability n), so one raw 8-byte read fits both. */
-	bpf_core_read(&k->cap_effective, sizeof(k->cap_effective), &cred->cap_effective);
+	 * bytes (bit n = capability n), so one raw 8-byte read fits both. With
+	 * BTF pointers on 6.3+ a plain load of val does it without a helper. */
+	if (args_btf && bpf_core_field_exists(((struct cred___capu64 *)cred)->cap_effective.val))
+		k->cap_effective = ((struct cred___capu64 *)cred)->cap_effective.val;
+	else
+		bpf_core_read(&k->cap_effective, sizeof(k->cap_effective), &cred->cap_effective);
 	k->cred_ns_inum = args_btf ? cred->user_ns->ns.inum : BPF_CORE_READ(cred, user_ns, ns.inum);
 	k->target_ns_inum = args_btf ? target_ns->ns.inum : BPF_CORE_READ(target_ns, ns.inum);
 	k->target_ns_level = args_btf ? target_ns->level : BPF_CORE_READ(target_ns, level);
 }
 
-static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey)
+static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey, __u32 skip)
 {
 	bool is_new;
 	long id;
@@ -251,7 +274,7 @@ static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey)
 	stat_inc(CA_STAT_STACK_WALKS);
 	/* No BPF_F_REUSE_STACKID: a hash collision fails (counted) rather than
 	 * silently replacing a stack an origin already points to. */
-	id = bpf_get_stackid(ctx, &stacks, 0);
+	id = bpf_get_stackid(ctx, &stacks, skip & BPF_F_SKIP_FIELD_MASK);
 	if (id < 0) {
 		stat_inc(CA_STAT_STACK_ERRORS);
 		return;
@@ -261,7 +284,8 @@ static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey)
 		stat_inc(CA_STAT_ORIGIN_DROPS);
 }
 
-static __always_inline void stream_check(void *ctx, const struct ca_check_key *key, __u64 pid_tgid)
+static __always_inline void stream_check(void *ctx, const struct ca_check_key *key, __u64 pid_tgid,
+					 __u32 skip)
 {
 	struct ca_check_event *e;
 
@@ -278,15 +302,22 @@ static __always_inline void stream_check(void *ctx, const struct ca_check_key *k
 	e->kstack_len = 0;
 	e->ustack_len = 0;
 	if (stream_kernel_stacks)
-		e->kstack_len = bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), 0);
+		e->kstack_len =
+			bpf_get_stack(ctx, e->kstack, sizeof(e->kstack), skip & BPF_F_SKIP_FIELD_MASK);
 	if (stream_user_stacks)
 		e->ustack_len = bpf_get_stack(ctx, e->ustack, sizeof(e->ustack), BPF_F_USER_STACK);
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * Counts one check. skip: innermost kernel frames left out of stacks, those of
+ * this program and its attach glue that have no place in an origin (the BPF
+ * program itself, and for fexit the trampoline); what remains starts in the
+ * tracing core (bpf_trace_run*, kretprobe handlers) or at the caller.
+ */
 static __always_inline void count_check(void *ctx, const struct cred *cred,
 					struct user_namespace *target_ns, int cap, int ret,
-					__u8 audit, __u8 flags, const bool args_btf)
+					__u8 audit, __u8 flags, const bool args_btf, const __u32 skip)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -316,10 +347,10 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	if (!n)
 		stat_inc(CA_STAT_COUNT_DROPS);
 	else if (should_sample(n, is_new))
-		record_origin(ctx, &okey);
+		record_origin(ctx, &okey, skip);
 
 	if (stream_checks)
-		stream_check(ctx, &okey.check, pid_tgid);
+		stream_check(ctx, &okey.check, pid_tgid, skip);
 }
 
 /* opts (5.1+) or audit (before): which one is decided from kernel BTF. */
@@ -339,7 +370,7 @@ SEC("fexit/cap_capable")
 int BPF_PROG(ca_fexit_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     int cap, unsigned int arg4, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true);
+	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true, 2);
 	return 0;
 }
 
@@ -371,7 +402,7 @@ int BPF_KRETPROBE(ca_kretprobe_cap_capable, int ret)
 	a = *p;
 	bpf_map_delete_elem(&kprobe_args, &id);
 	count_check(ctx, (const struct cred *)a.cred, (struct user_namespace *)a.target_ns, a.cap,
-		    ret, audit_of(a.arg4), flags_of(a.arg4), false);
+		    ret, audit_of(a.arg4), flags_of(a.arg4), false, 1);
 	return 0;
 }
 
@@ -380,7 +411,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(ca_tp_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true);
+	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true, 1);
 	return 0;
 }
 
@@ -398,12 +429,13 @@ static __always_inline void build_dpath(char *out, struct file *file)
 	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
 	/* container_of, with the offset relocated: struct mount is private. */
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	__u32 pos = CA_PATH_LEN - 1; /* the path is buf[pos, CA_PATH_LEN) */
+	__u32 pos;
 
 	out[0] = 0;
 	if (!s)
 		return;
 	s->buf[CA_PATH_LEN - 1] = 0;
+	s->pos = CA_PATH_LEN - 1;
 
 	for (int i = 0; i < CA_DPATH_MAX_STEPS; i++) {
 		struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
@@ -423,21 +455,27 @@ static __always_inline void build_dpath(char *out, struct file *file)
 		}
 		len = BPF_CORE_READ(dentry, d_name.len);
 		name = BPF_CORE_READ(dentry, d_name.name);
+		/* pos lives in the map value, not a register: loaded from there
+		 * it is unknown to the verifier, so every path through the loop
+		 * looks alike and gets pruned instead of explored one by one. */
+		pos = *(volatile __u32 *)&s->pos;
 		if (len + 1 > pos)
 			return;
 		pos -= len;
-		/* Masks only convince the verifier: pos and len are in range. */
+		/* The masks only convince the verifier: pos and len are in range. */
 		bpf_probe_read_kernel(&s->buf[pos & (CA_PATH_LEN - 1)], len & (CA_PATH_LEN - 1), name);
 		pos -= 1;
 		s->buf[pos & (CA_PATH_LEN - 1)] = '/';
+		s->pos = pos;
 		dentry = parent;
 	}
 	return;
 
 done:
-	if (pos == CA_PATH_LEN - 1) {
-		pos -= 1;
-		s->buf[pos & (CA_PATH_LEN - 1)] = '/';
+	pos = *(volatile __u32 *)&s->pos;
+	if (pos >= CA_PATH_LEN - 1) {
+		pos = CA_PATH_LEN - 2;
+		s->buf[pos] = '/';
 	}
 	bpf_probe_read_kernel_str(out, CA_PATH_LEN, &s->buf[pos & (CA_PATH_LEN - 1)]);
 }

@@ -108,11 +108,11 @@ int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list ap)
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   if (t_capture && level != LIBBPF_DEBUG) t_capture->push_back(msg);
   if (level == LIBBPF_DEBUG)
-    spdlog::trace("libbpf: {}", msg);
+    spdlog::trace("{}", msg);
   else if (t_probing || level == LIBBPF_INFO)
-    spdlog::debug("libbpf: {}", msg);
+    spdlog::debug("{}", msg);
   else
-    spdlog::warn("libbpf: {}", msg);
+    spdlog::warn("{}", msg);
   return 0;
 }
 
@@ -287,7 +287,10 @@ PinPlan prepare_pins(const std::string& dir) {
   ensure_bpffs(dir);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw CollectorError(fmt::format("creating pin directory {}: {}", dir, ec.message()));
+  if (ec)
+    throw CollectorError(fmt::format(
+        "creating pin directory {}: {}{}", dir, ec.message(),
+        dir.find('.') != std::string::npos ? " (bpffs refuses names containing '.')" : ""));
 
   bool any = false;
   for (const auto& n : all_pin_names()) any = any || path_exists(dir + "/" + n);
@@ -379,6 +382,8 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Load
   s->rodata->stream_kernel_stacks = o.stream_kernel_stacks;
   s->rodata->stream_user_stacks = o.stream_user_stacks;
   s->rodata->stack_sample_period = o.stack_sample_period;
+  const uint32_t period = o.stack_sample_period;
+  s->rodata->stack_sample_mask = period && !(period & (period - 1)) ? period - 1 : 0;
 
   int err = 0;
   auto set = [&err](bpf_map* m, uint32_t n) {
@@ -392,9 +397,11 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Load
   if (lp.method != AttachMethod::Kprobe) set(s->maps.kprobe_args, 1);
   if (err) return err;
 
-  if (lp.pins && lp.pins->reuse)
-    for (auto& [pm, fd] : lp.pins->maps)
+  if (lp.pins && lp.pins->reuse) {
+    for (auto& [pm, fd] : lp.pins->maps) {
       if ((err = bpf_map__reuse_fd(pm->of(s), fd.get())) != 0) return err;
+    }
+  }
   return 0;
 }
 
@@ -461,7 +468,9 @@ Attempt try_method(const CollectorOptions& o, LoadPlan lp) {
 
     auto out = std::make_unique<Loaded>();
     const uint64_t config = config_hash(o, lp.method, lp.old_audit);
-    if (lp.pins) out->cap_links = adopt_links(*lp.pins, lp.method, config);
+    // A streaming program writes to its own run's ring buffer, which is not
+    // pinned: never adopt one.
+    if (lp.pins && !o.stream_checks) out->cap_links = adopt_links(*lp.pins, lp.method, config);
     out->adopted = !out->cap_links.empty();
     if (!out->adopted) {
       for (bpf_program* p : method_programs(s.get(), lp.method)) {
@@ -548,7 +557,15 @@ struct Collector::Impl {
 
 void Collector::Impl::pin_state(const PinPlan& plan) {
   const std::string& dir = plan.dir;
-  if (!plan.reuse) {
+  if (plan.reuse) {
+    const std::pair<bpf_map*, uint32_t> sized[] = {{skel->maps.counts, opts.max_checks},
+                                                   {skel->maps.origins, opts.max_origins},
+                                                   {skel->maps.stacks, opts.max_stacks}};
+    for (auto [m, asked] : sized)
+      if (bpf_map__max_entries(m) != asked)
+        spdlog::info("collector: pinned map {} keeps its {} entries ({} asked for); unpin to resize",
+                     bpf_map__name(m), bpf_map__max_entries(m), asked);
+  } else {
     for (const auto& pm : kPinnedMaps) {
       std::string p = dir + "/" + pm.name;
       if (int err = bpf_map__pin(pm.of(skel.get()), p.c_str()))

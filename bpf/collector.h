@@ -92,12 +92,14 @@ class Collector {
   // True when pinned maps from an earlier run were adopted.
   bool adopted_pins() const;
 
-  // Epoll-able fd that becomes readable when exec or check events wait.
+  // Epoll-able fd that becomes readable when exec or check events wait;
+  // -1 when there is no event source (kernel without tp_btf exec events and
+  // not streaming checks).
   int events_fd() const;
   void on_exec(std::function<void(const ca_exec_event&)> cb);
   void on_check(std::function<void(const ca_check_event&)> cb);
   // Consumes waiting events, calling the handlers. Returns events consumed
-  // or a negative errno.
+  // or a negative errno (-ENOENT when events_fd() is -1).
   int poll_events(int timeout_ms);
 
   std::vector<CheckCount> read_counts() const;

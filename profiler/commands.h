@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace capaudit {
@@ -66,5 +67,23 @@ int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
 // Text from untrusted sources (paths, comm names) made safe to print on a
 // terminal: quoted, with control characters escaped.
 std::string quote_for_display(std::string_view s);
+// Free text that may carry untrusted parts (reasons naming origins): control
+// and non-ASCII bytes as \xNN, nothing quoted.
+std::string escape_for_display(std::string_view s);
+
+// Column-aligned text for the human formats. Cells must already be safe to
+// print (see above); widths are byte counts, which holds for escaped text.
+class TextTable {
+ public:
+  explicit TextTable(std::vector<std::string> header);
+  void add(std::vector<std::string> row);
+  void align_right(size_t column);
+  void print(std::ostream& out, std::string_view indent = "") const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+  std::vector<size_t> right_;
+};
 
 }  // namespace capaudit

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace capaudit {
@@ -67,6 +68,9 @@ struct Analysis {
 };
 
 Analysis analyze(const std::vector<Observation>& obs, const Rules& rules);
+
+// First and last time any of the binary's checks was seen (0 when unknown).
+std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b);
 
 // The contract's JSON shape ({"binaries": [...]}) plus free extra keys.
 nlohmann::json to_json(const Analysis& a);

@@ -27,6 +27,7 @@ struct Rule {
   std::optional<int> narrow;         // Alternative: the narrower capability
   bool narrow_first = false;         // Alternative: the kernel asks narrow before wide
   bool keep_when_granted = true;     // CheckedFirst: keep (unverified) or drop
+  bool insetid = false;              // also matches any check made with CAP_OPT_INSETID, whatever its origin
   std::string reason;                // why, for people
 };
 
@@ -37,8 +38,16 @@ class Rules {
   // Parses a rules table; nullopt with *err naming the rule and key at fault.
   static std::optional<Rules> parse(std::string_view json_text, const std::string& name, std::string* err);
 
-  // First rule that matches, in table order.
-  const Rule* match(int cap, std::string_view origin, const std::vector<std::string>& frames) const;
+  // First rule that matches, in table order. `frames` are symbolised
+  // ("func+0x1f"); `via` patterns are matched against their function names.
+  const Rule* match(int cap, std::string_view origin, const std::vector<std::string>& frames,
+                    bool insetid = false) const;
+  // Every rule that matches, in table order: an alternative applies only when
+  // its narrow capability was asked too, so the engine may skip to the next.
+  std::vector<const Rule*> match_all(int cap, std::string_view origin, const std::vector<std::string>& frames,
+                                     bool insetid = false) const;
+  static bool matches(const Rule& r, int cap, std::string_view origin, const std::vector<std::string>& frames,
+                      bool insetid = false);
   const std::vector<Rule>& all() const { return rules_; }
 
  private:

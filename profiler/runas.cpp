@@ -38,32 +38,37 @@ std::vector<int> bounding_set() {
 }
 
 bool become_user_with_ambient(const RunAs& who, const std::vector<int>& caps, std::string* err) {
-  capng_clear(CAPNG_SELECT_ALL);
+  // Done step by step rather than with capng_change_id, which also applies
+  // the bounding set and gives one opaque code for any failure.
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+    *err = std::string("PR_SET_KEEPCAPS: ") + std::strerror(errno);
+    return false;
+  }
+  if (initgroups(who.name.c_str(), who.gid) != 0 || setresgid(who.gid, who.gid, who.gid) != 0 ||
+      setresuid(who.uid, who.uid, who.uid) != 0) {
+    *err = "cannot become '" + who.name + "': " + std::strerror(errno);
+    return false;
+  }
+  // Permitted survived the uid change (keepcaps); effective did not.
+  capng_clear(static_cast<capng_select_t>(CAPNG_SELECT_CAPS | CAPNG_SELECT_AMBIENT));
   for (int cap : caps) {
-    auto c = static_cast<unsigned>(cap);
-    if (capng_updatev(CAPNG_ADD,
-                      static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
-                                                CAPNG_AMBIENT),
-                      c, -1) != 0) {
+    if (capng_update(CAPNG_ADD,
+                     static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
+                                               CAPNG_AMBIENT),
+                     static_cast<unsigned>(cap)) != 0) {
       *err = "cannot add " + cap_name(cap);
       return false;
     }
   }
-  // Keep the bounding set as it is: what it allows is what "all" means.
-  if (initgroups(who.name.c_str(), who.gid) != 0) {
-    *err = "initgroups for '" + who.name + "': " + std::strerror(errno);
-    return false;
-  }
-  int rc = capng_change_id(static_cast<int>(who.uid), static_cast<int>(who.gid), CAPNG_NO_FLAG);
-  if (rc != 0) {
-    *err = "cannot become '" + who.name + "' keeping capabilities (libcap-ng capng_change_id " +
-           std::to_string(rc) + ")";
+  if (capng_apply(CAPNG_SELECT_CAPS) != 0) {
+    *err = std::string("cannot set capabilities: ") + std::strerror(errno);
     return false;
   }
   if (capng_apply(CAPNG_SELECT_AMBIENT) != 0) {
     *err = std::string("cannot raise ambient capabilities: ") + std::strerror(errno);
     return false;
   }
+  prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   return true;
 }
 

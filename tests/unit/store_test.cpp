@@ -52,6 +52,10 @@ TEST(Store, AddCheckAccumulatesPerKeyAndAcrossReopen) {
   ASSERT_TRUE(s->commit(&err));
   auto checks = s->checks(bins[0].id);
   ASSERT_EQ(checks.size(), 2u);
+  // Ordered by (cap, ret): the denied row (ret -1) comes first.
+  EXPECT_EQ(checks[0].f.ret, -1);
+  EXPECT_EQ(checks[0].count, 1u);
+  std::swap(checks[0], checks[1]);
   EXPECT_EQ(checks[0].count, 15u);
   EXPECT_EQ(checks[0].first_seen, 100);
   EXPECT_EQ(checks[0].last_seen, 300);

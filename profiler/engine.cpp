@@ -1,0 +1,557 @@
+#include "engine.h"
+
+#include "capnames.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace capaudit {
+namespace {
+
+constexpr const char* kProfileHint = "capaudit profile --user nobody -- CMD";
+
+uint64_t bit(int cap) { return (cap >= 0 && cap < 64) ? uint64_t{1} << cap : 0; }
+
+void sort_by_name(std::vector<int>& caps) {
+  std::sort(caps.begin(), caps.end(), [](int a, int b) { return cap_name(a) < cap_name(b); });
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
+}
+
+std::string times(uint64_t n) { return n == 1 ? "once" : std::to_string(n) + " times"; }
+
+// One origin of a check row, or the row itself when no stack was recorded
+// (origin "" and no frames: only rules without origin or via constraints,
+// or matching on the INSETID flag, can apply).
+struct Site {
+  std::string origin;
+  const std::vector<std::string>* frames;
+};
+
+const std::vector<std::string> kNoFrames;
+
+std::vector<Site> sites_of(const ObservedCheck& c) {
+  std::vector<Site> out;
+  for (const OriginRow& o : c.origins) out.push_back({o.origin, &o.frames});
+  if (out.empty()) out.push_back({"", &kNoFrames});
+  return out;
+}
+
+bool syscall_compatible(int32_t a, int32_t b) { return a < 0 || b < 0 || a == b; }
+
+bool has_origin(const ObservedCheck& c, std::string_view origin) {
+  return std::any_of(c.origins.begin(), c.origins.end(), [&](const OriginRow& o) { return o.origin == origin; });
+}
+
+// What we concluded about one check row.
+struct RowState {
+  const ObservedCheck* check = nullptr;
+  bool init_ns = true;
+  bool required = false;
+  std::vector<std::string> reasons;
+  std::vector<int> replaced_by;      // narrower capabilities that do this row's job
+  uint64_t narrow_budget = 0;        // denied narrow row: uses not yet paired with a wide grant
+  std::vector<std::string> evidence_for;  // denied narrow row: "cap_x at origin" it stands in for
+  bool paired_but_wide_kept = false;      // denied narrow row paired with a wide grant that stays
+};
+
+// The decision one origin of a granted row gets from the table.
+struct SiteDecision {
+  std::string origin;
+  std::vector<const Rule*> alternatives;  // applicable alternatives (narrow-first ones paired)
+  const Rule* rule = nullptr;             // first non-alternative rule, if any
+  const Rule* narrow_of = nullptr;        // the row's cap is this alternative's narrow capability
+};
+
+class BinaryAnalyzer {
+ public:
+  BinaryAnalyzer(const Rules& rules, std::vector<RowState>& rows) : rules_(rules), rows_(rows) {}
+
+  void run() {
+    for (RowState& r : rows_) {
+      r.init_ns = r.check->row.f.target_ns_level == 0;
+      if (!r.init_ns) continue;
+      if (r.check->row.f.ret != 0) r.narrow_budget = r.check->row.count;
+    }
+    for (RowState& r : rows_) {
+      if (!r.init_ns) {
+        decide_other_ns(r);
+      } else if (r.check->row.f.ret == 0) {
+        decide_granted(r);
+      }
+    }
+    // Denied rows last: whether they stand in for a wide grant is known now.
+    for (RowState& r : rows_) {
+      if (r.init_ns && r.check->row.f.ret != 0) decide_denied(r);
+    }
+  }
+
+ private:
+  void decide_other_ns(RowState& r) {
+    r.required = false;
+    r.reasons.push_back("checked against a user namespace other than the initial one (level " +
+                        std::to_string(r.check->row.f.target_ns_level) +
+                        "): the process holds every capability in a namespace it created, so this never "
+                        "justifies a capability on the host");
+  }
+
+  // Denied narrow rows at `origin` the wide row could have been replaced by.
+  std::vector<RowState*> paired_narrow_rows(const RowState& wide, int narrow, std::string_view origin) {
+    std::vector<RowState*> out;
+    if (origin.empty()) return out;
+    for (RowState& n : rows_) {
+      const CheckFields& f = n.check->row.f;
+      if (!n.init_ns || f.ret == 0 || f.cap != narrow) continue;
+      if (!syscall_compatible(f.syscall, wide.check->row.f.syscall)) continue;
+      if (has_origin(*n.check, origin)) out.push_back(&n);
+    }
+    return out;
+  }
+
+  SiteDecision decide_site(const RowState& r, const Site& s) {
+    const CheckFields& f = r.check->row.f;
+    SiteDecision d{s.origin, {}, nullptr, nullptr};
+    for (const Rule* rule : rules_.match_all(f.cap, s.origin, *s.frames, f.insetid)) {
+      if (rule->kind != RuleKind::Alternative) {
+        d.rule = rule;
+        break;
+      }
+      // The kernel asks the narrow capability first: a wide check that was
+      // not preceded by a denied narrow one at the same place is some other
+      // check of the wide capability, to which this rule does not apply.
+      if (rule->narrow_first && paired_narrow_rows(r, *rule->narrow, s.origin).empty()) continue;
+      d.alternatives.push_back(rule);
+    }
+    if (!d.rule && d.alternatives.empty()) {
+      for (const Rule& alt : rules_.all()) {
+        if (alt.kind == RuleKind::Alternative && alt.narrow == f.cap &&
+            Rules::matches(alt, alt.caps.front(), s.origin, *s.frames)) {
+          d.narrow_of = &alt;
+          break;
+        }
+      }
+    }
+    return d;
+  }
+
+  // Required or not, with the reason, for one origin decided without the
+  // alternatives (or when they do not cover every use).
+  std::pair<bool, std::string> decide_plain(const RowState& r, const SiteDecision& d) {
+    const CheckFields& f = r.check->row.f;
+    const std::string cap = cap_name(f.cap);
+    if (d.rule) {
+      const Rule& rule = *d.rule;
+      switch (rule.kind) {
+        case RuleKind::Probe:
+          return {false, "a probe (" + rule.name + "): " + rule.reason};
+        case RuleKind::NoNewPrivs:
+          return {false, "no_new_privs (" + rule.name + "): " + rule.reason};
+        case RuleKind::Requirement:
+          return {true, "needed (" + rule.name + "): " + rule.reason};
+        case RuleKind::CheckedFirst:
+          return {rule.keep_when_granted, (rule.keep_when_granted ? "checked first (" : "checked first, dropped (") +
+                                              rule.name + "): " + rule.reason};
+        case RuleKind::Alternative:
+          break;  // never in d.rule
+      }
+    }
+    if (f.audit == Audit::No)
+      return {false, "the kernel did not audit it" + at(d.origin) + " and no rule claims it: a probe"};
+    if (d.narrow_of) {
+      return {true, "granted" + at(d.origin) + ": the narrower choice of " + cap_name(d.narrow_of->caps.front()) +
+                        " (" + d.narrow_of->name + "), so needed"};
+    }
+    if (d.origin.empty()) {
+      return {true, f.audit == Audit::Unknown
+                        ? "kept because it was granted: no stack was recorded, so neither its origin nor whether "
+                          "the kernel audits it is known"
+                        : "kept because it was granted (no stack was recorded)"};
+    }
+    return {true, "no rule for origin " + d.origin + "; kept because it was granted"};
+  }
+
+  static std::string at(std::string_view origin) {
+    return origin.empty() ? std::string() : " at " + std::string(origin);
+  }
+
+  void decide_granted(RowState& r) {
+    std::vector<SiteDecision> decisions;
+    for (const Site& s : sites_of(*r.check)) decisions.push_back(decide_site(r, s));
+
+    bool any_alternative = std::any_of(decisions.begin(), decisions.end(),
+                                       [](const SiteDecision& d) { return !d.alternatives.empty(); });
+    std::string partial_note;
+    if (any_alternative && try_replace(r, decisions, &partial_note)) return;
+
+    std::vector<std::string> needed, not_needed, unruled;
+    bool wide_kept = !partial_note.empty();
+    for (const SiteDecision& d : decisions) {
+      // Uses an alternative could not take over: the partial note says why they stay.
+      if (!d.alternatives.empty() && !d.rule) {
+        wide_kept = true;
+        continue;
+      }
+      if (!d.rule && !d.narrow_of && !d.origin.empty() && r.check->row.f.audit != Audit::No) {
+        unruled.push_back(d.origin);
+        continue;
+      }
+      auto [req, why] = decide_plain(r, d);
+      (req ? needed : not_needed).push_back(std::move(why));
+    }
+    if (!unruled.empty()) {
+      needed.insert(needed.begin(), std::string(unruled.size() == 1 ? "no rule for origin " : "no rule for origins ") +
+                                        join(unruled, ", ") + "; kept because it was granted");
+    }
+    r.required = wide_kept || !needed.empty();
+    r.reasons = r.required ? needed : not_needed;
+    if (!partial_note.empty()) r.reasons.insert(r.reasons.begin(), partial_note);
+  }
+
+  // Every use of the wide row done by narrower capabilities? Commits the
+  // pairing (and the denied narrow rows as evidence) only when it is.
+  bool try_replace(RowState& r, const std::vector<SiteDecision>& decisions, std::string* partial_note) {
+    const std::string wide = cap_name(r.check->row.f.cap);
+    // An origin no alternative covers must itself need nothing.
+    for (const SiteDecision& d : decisions) {
+      if (d.alternatives.empty() && decide_plain(r, d).first) return false;
+    }
+    uint64_t need = r.check->row.count;
+    bool narrow_first_seen = false;
+    std::map<RowState*, uint64_t> take;
+    std::vector<int> narrows;
+    std::vector<std::string> whys;
+    for (const SiteDecision& d : decisions) {
+      for (const Rule* alt : d.alternatives) {
+        uint64_t taken = 0;
+        if (alt->narrow_first) {
+          narrow_first_seen = true;
+          for (RowState* n : paired_narrow_rows(r, *alt->narrow, d.origin)) {
+            uint64_t t = std::min(n->narrow_budget - take[n], need);
+            take[n] += t;
+            need -= t;
+            taken += t;
+          }
+        }
+        // Wide asked first: the narrow one does every such use.
+        if (alt->narrow_first && taken == 0) continue;
+        narrows.push_back(*alt->narrow);
+        whys.push_back(alt->name + ": " + alt->reason);
+      }
+    }
+    if (narrow_first_seen && need > 0) {
+      uint64_t matched = r.check->row.count - need;
+      *partial_note = matched == 0
+                          ? "kept: the denied narrower checks at the same place are accounted for by other grants"
+                          : "a narrower capability would do for " + std::to_string(matched) + " of " +
+                                std::to_string(r.check->row.count) + " uses (" + join(whys, "; ") + "); the other " +
+                                std::to_string(need) + " need " + wide + " itself";
+      for (auto& [n, t] : take) {
+        if (t > 0) n->paired_but_wide_kept = true;
+      }
+      return false;
+    }
+    sort_by_name(narrows);
+    std::vector<std::string> names;
+    for (int c : narrows) names.push_back(cap_name(c));
+    for (auto& [n, t] : take) {
+      if (t == 0) continue;
+      n->narrow_budget -= t;
+      n->evidence_for.push_back(wide + at(first_origin(r)));
+    }
+    r.required = false;
+    r.replaced_by = narrows;
+    r.reasons.push_back(join(names, ", ") + " would do (" + join(whys, "; ") + "): recommended instead");
+    return true;
+  }
+
+  static std::string first_origin(const RowState& r) {
+    return r.check->origins.empty() ? std::string() : r.check->origins.front().origin;
+  }
+
+  void decide_denied(RowState& r) {
+    const CheckFields& f = r.check->row.f;
+    const std::string cap = cap_name(f.cap);
+    if (!r.evidence_for.empty()) {
+      std::vector<std::string> wides = r.evidence_for;
+      std::sort(wides.begin(), wides.end());
+      wides.erase(std::unique(wides.begin(), wides.end()), wides.end());
+      r.required = true;
+      r.reasons.push_back(join(wides, ", ") + " was granted right after for the same operation: " + cap +
+                          " is enough there, so it is recommended instead");
+      return;
+    }
+    r.required = false;
+    if (r.paired_but_wide_kept) {
+      r.reasons.push_back("not needed: the wider capability granted right after is needed for other uses anyway "
+                          "and covers these");
+      return;
+    }
+    for (const Site& s : sites_of(*r.check)) {
+      // A denied wide check is no pair's second half: its alternatives say nothing here.
+      const Rule* rule = nullptr;
+      for (const Rule* m : rules_.match_all(f.cap, s.origin, *s.frames, f.insetid)) {
+        if (m->kind != RuleKind::Alternative) {
+          rule = m;
+          break;
+        }
+      }
+      if (rule && rule->kind == RuleKind::Probe) {
+        r.reasons.push_back("a probe (" + rule->name + "): " + rule->reason);
+        return;
+      }
+      if (rule && rule->kind == RuleKind::NoNewPrivs) {
+        r.reasons.push_back(rule->reason);
+        return;
+      }
+    }
+    if (f.audit == Audit::No) {
+      r.reasons.push_back("the kernel did not audit it: a probe");
+      return;
+    }
+    r.reasons.push_back("if the program failed because of it, it needs " + cap);
+  }
+
+  const Rules& rules_;
+  std::vector<RowState>& rows_;
+};
+
+std::string display_name_of(const BinaryRow& b) {
+  if (!b.key.path.empty()) return b.key.path;
+  if (!b.key.comm.empty()) return "[" + b.key.comm + "]";
+  return "(unresolved: device " + std::to_string(b.key.dev) + ", inode " + std::to_string(b.key.ino) + ")";
+}
+
+std::string group_key(const BinaryRow& b) {
+  if (!b.key.path.empty()) return "p:" + b.key.path;
+  if (!b.key.comm.empty()) return "c:" + b.key.comm;
+  return "i:" + std::to_string(b.key.dev) + ":" + std::to_string(b.key.ino);
+}
+
+// Newest identity: the one seen last (then the newest row).
+bool newer(const BinaryRow& a, const BinaryRow& b) {
+  return a.last_seen != b.last_seen ? a.last_seen > b.last_seen : a.id > b.id;
+}
+
+BinaryDecision analyze_binary(const std::vector<const Observation*>& group, const Rules& rules) {
+  const Observation* newest = group.front();
+  for (const Observation* o : group) {
+    if (newer(o->binary, newest->binary)) newest = o;
+  }
+  BinaryDecision bd;
+  bd.row = &newest->binary;
+  bd.path = newest->binary.key.path;
+  bd.display_name = display_name_of(newest->binary);
+  const BinaryRow& b = newest->binary;
+  bd.setuid_root = b.mode && (*b.mode & S_ISUID) && b.owner_uid && *b.owner_uid == 0;
+  if (b.file_caps && !b.file_caps->empty()) bd.file_caps = b.file_caps;
+
+  std::vector<RowState> rows;
+  for (const Observation* o : group) {
+    for (const ObservedCheck& c : o->checks) rows.emplace_back().check = &c;
+  }
+  BinaryAnalyzer(rules, rows).run();
+
+  // Group rows into the contract's (capability, verdict, audit) lines.
+  struct Acc {
+    CheckDecision d;
+    std::vector<std::string> needed, other;
+    std::map<std::string, uint64_t> samples;
+    std::set<uint32_t> uids, euids;
+  };
+  std::map<std::tuple<int, bool, Audit>, Acc> groups;
+  std::set<int> caps;
+  uint64_t used = 0;
+  for (const RowState& r : rows) {
+    const CheckRow& row = r.check->row;
+    const CheckFields& f = row.f;
+    bool granted = f.ret == 0;
+    bool fresh = !groups.contains({f.cap, granted, f.audit});
+    Acc& acc = groups[{f.cap, granted, f.audit}];
+    CheckDecision& d = acc.d;
+    if (fresh) {
+      d.cap = f.cap;
+      d.granted = granted;
+      d.audit = f.audit;
+      d.only_other_user_ns = true;
+    }
+    d.count += row.count;
+    d.required = d.required || r.required;
+    d.only_other_user_ns = d.only_other_user_ns && !r.init_ns;
+    if (row.first_seen && (!d.first_seen || row.first_seen < d.first_seen)) d.first_seen = row.first_seen;
+    d.last_seen = std::max(d.last_seen, row.last_seen);
+    if (!r.replaced_by.empty() && !d.replaced_by) d.replaced_by = r.replaced_by.front();
+    for (const std::string& why : r.reasons) {
+      auto& list = r.required ? acc.needed : acc.other;
+      if (std::find(list.begin(), list.end(), why) == list.end()) list.push_back(why);
+    }
+    for (const OriginRow& o : r.check->origins) acc.samples[o.origin] += o.samples;
+    acc.uids.insert(f.uid);
+    acc.euids.insert(f.euid);
+
+    if (r.required) caps.insert(f.cap);
+    for (int n : r.replaced_by) caps.insert(n);
+    bd.held_effective |= f.cap_effective;
+    if (f.euid != 0) bd.seen_non_root_euid = true;
+    if (f.profiled) bd.profiled = true;
+    if (granted && r.init_ns) used |= bit(f.cap);
+  }
+
+  for (auto& [_, acc] : groups) {
+    CheckDecision d = std::move(acc.d);
+    // The reasons that decided first: a kept capability explains why it is kept.
+    std::vector<std::string> reasons = d.required ? acc.needed : acc.other;
+    for (const auto& why : d.required ? acc.other : acc.needed) reasons.push_back(why);
+    d.reason = join(reasons, "; ");
+    // Rows of one line differ in count, not in kind: the total is said once.
+    if (!d.granted && !d.only_other_user_ns) d.reason = "denied " + times(d.count) + ": " + d.reason;
+    std::vector<std::pair<std::string, uint64_t>> origins(acc.samples.begin(), acc.samples.end());
+    std::stable_sort(origins.begin(), origins.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (auto& [name, _n] : origins) d.origins.push_back(name);
+    d.uids.assign(acc.uids.begin(), acc.uids.end());
+    d.euids.assign(acc.euids.begin(), acc.euids.end());
+    bd.checks.push_back(std::move(d));
+  }
+  std::sort(bd.checks.begin(), bd.checks.end(), [](const CheckDecision& a, const CheckDecision& b) {
+    std::string an = cap_name(a.cap), bn = cap_name(b.cap);
+    if (an != bn) return an < bn;
+    if (a.granted != b.granted) return a.granted;
+    return static_cast<int>(a.audit) < static_cast<int>(b.audit);
+  });
+  bd.capabilities.assign(caps.begin(), caps.end());
+  sort_by_name(bd.capabilities);
+
+  // Warnings: what the observation cannot show, and privilege held for nothing.
+  bool kernel_thread = b.key.path.empty() && !b.key.comm.empty();
+  if (!rows.empty() && !bd.seen_non_root_euid && !kernel_thread) {
+    bd.warnings.push_back(std::string("seen only with euid 0: ownership checks that root skips were not seen: "
+                                      "profile it as a user, e.g. ") +
+                          kProfileHint);
+  }
+  uint64_t recommended = 0;
+  for (int c : bd.capabilities) recommended |= bit(c);
+  if (uint64_t unused = bd.held_effective & ~used) {
+    bd.warnings.push_back("held but never used: " + join(cap_set_names(unused), ", "));
+  }
+  if (uint64_t spare = bd.held_effective & used & ~recommended) {
+    bd.warnings.push_back("held and asked for, but not needed: " + join(cap_set_names(spare), ", "));
+  }
+  if (group.size() > 1) {
+    bd.warnings.push_back("checks of " + std::to_string(group.size()) +
+                          " versions of this file (it was replaced, e.g. by an upgrade) are merged; the newest "
+                          "identity is shown");
+  }
+  if (b.path_stale) {
+    bd.warnings.push_back("the file at this path is no longer the one that ran (deleted or replaced since)");
+  }
+  return bd;
+}
+
+nlohmann::json opt_string(const std::optional<std::string>& s) {
+  return s ? nlohmann::json(*s) : nlohmann::json(nullptr);
+}
+
+nlohmann::json cap_names_json(const std::vector<int>& caps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int c : caps) out.push_back(cap_name(c));
+  return out;
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
+  int64_t first = 0, last = 0;
+  for (const CheckDecision& c : b.checks) {
+    if (c.first_seen && (!first || c.first_seen < first)) first = c.first_seen;
+    last = std::max(last, c.last_seen);
+  }
+  return {first, last};
+}
+
+std::vector<Observation> load_observations(Store& store, const std::optional<std::string>& path) {
+  std::vector<Observation> out;
+  for (BinaryRow& b : store.binaries(path)) {
+    Observation o;
+    o.binary = std::move(b);
+    for (CheckRow& c : store.checks(o.binary.id)) {
+      ObservedCheck oc;
+      oc.origins = store.origins(c.id);
+      oc.row = c;
+      o.checks.push_back(std::move(oc));
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
+  // Same path, other inode: the file was replaced; its checks are one
+  // program's history. Groups keep the order the observations came in.
+  std::vector<std::vector<const Observation*>> groups;
+  std::map<std::string, size_t> index;
+  for (const Observation& o : obs) {
+    auto [it, fresh] = index.emplace(group_key(o.binary), groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(&o);
+  }
+  Analysis a;
+  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, rules));
+  return a;
+}
+
+nlohmann::json to_json(const Analysis& a) {
+  using nlohmann::json;
+  json binaries = json::array();
+  for (const BinaryDecision& b : a.binaries) {
+    json checks = json::array();
+    for (const CheckDecision& c : b.checks) {
+      json j;
+      j["capability"] = cap_name(c.cap);
+      j["verdict"] = c.granted ? "granted" : "denied";
+      j["audit"] = c.audit == Audit::Unknown ? json(nullptr) : json(c.audit == Audit::Yes);
+      j["count"] = c.count;
+      j["required"] = c.required;
+      j["reason"] = c.reason;
+      j["origins"] = c.origins;
+      j["uids"] = c.uids;
+      j["euids"] = c.euids;
+      j["first_seen"] = c.first_seen;
+      j["last_seen"] = c.last_seen;
+      j["only_other_user_ns"] = c.only_other_user_ns;
+      j["replaced_by"] = c.replaced_by ? json(cap_name(*c.replaced_by)) : json(nullptr);
+      checks.push_back(std::move(j));
+    }
+    std::string setcap = setcap_text(b.capabilities);
+    json j;
+    j["path"] = b.path;
+    j["display_name"] = b.display_name;
+    if (b.row && b.path.empty() && !b.row->key.comm.empty()) j["comm"] = b.row->key.comm;
+    j["capabilities"] = cap_names_json(b.capabilities);
+    j["setcap"] = setcap.empty() ? json(nullptr) : json(setcap);
+    j["checks"] = std::move(checks);
+    j["warnings"] = b.warnings;
+    j["held"] = cap_set_names(b.held_effective);
+    j["file_caps"] = opt_string(b.file_caps);
+    j["setuid"] = b.setuid_root;
+    j["seen_non_root_euid"] = b.seen_non_root_euid;
+    j["profiled"] = b.profiled;
+    auto [first, last] = seen_span(b);
+    j["first_seen"] = first;
+    j["last_seen"] = last;
+    j["sha256"] = b.row ? opt_string(b.row->sha256) : json(nullptr);
+    binaries.push_back(std::move(j));
+  }
+  return json{{"binaries", std::move(binaries)}};
+}
+
+}  // namespace capaudit
