@@ -28,6 +28,7 @@ struct RecommendArgs {
   std::string db = kDefaultDb;
   std::optional<std::string> binary;
   RecommendFormat format = RecommendFormat::Table;
+  std::optional<std::string> output;  // written atomically, mode 0600
 };
 int cmd_recommend(const RecommendArgs& a);
 
@@ -44,6 +45,10 @@ struct ProfileArgs {
   bool json = false;
   std::optional<std::string> db;
   std::vector<std::string> command;
+  // --minimize (docs/minimize.md): re-run COMMAND to verify the set.
+  bool minimize = false;
+  bool compare_output = false;  // also compare standard output, not only the exit status
+  int max_runs = 32;            // re-runs, the baseline included
 };
 int cmd_profile(const ProfileArgs& a);
 

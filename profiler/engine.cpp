@@ -368,6 +368,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, cons
     std::vector<std::string> needed, other;
     std::map<std::string, uint64_t> samples;
     std::set<uint32_t> uids, euids;
+    std::set<uint64_t> cgroups;
   };
   std::map<std::tuple<int, bool, Audit>, Acc> groups;
   std::set<int> caps;
@@ -398,6 +399,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, cons
     for (const OriginRow& o : r.check->origins) acc.samples[o.origin] += o.samples;
     acc.uids.insert(f.uid);
     acc.euids.insert(f.euid);
+    acc.cgroups.insert(f.cgroup_id);
 
     if (r.required) caps.insert(f.cap);
     for (int n : r.replaced_by) caps.insert(n);
@@ -420,6 +422,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, cons
     for (auto& [name, _n] : origins) d.origins.push_back(name);
     d.uids.assign(acc.uids.begin(), acc.uids.end());
     d.euids.assign(acc.euids.begin(), acc.euids.end());
+    d.cgroup_ids.assign(acc.cgroups.begin(), acc.cgroups.end());
     bd.checks.push_back(std::move(d));
   }
   std::sort(bd.checks.begin(), bd.checks.end(), [](const CheckDecision& a, const CheckDecision& b) {
@@ -468,6 +471,34 @@ nlohmann::json cap_names_json(const std::vector<int>& caps) {
 }
 
 }  // namespace
+
+std::string verification_name(Verification v) {
+  switch (v) {
+    case Verification::ConfirmedNeeded: return "needed";
+    case Verification::DroppedByRun: return "dropped";
+    case Verification::Unverified: break;
+  }
+  return "unverified";
+}
+
+nlohmann::json verification_to_json(const VerificationInfo& v) {
+  using nlohmann::json;
+  json caps = json::array();
+  for (const CapabilityVerdict& cv : v.capabilities) {
+    caps.push_back({{"capability", cap_name(cv.cap)},
+                    {"verified", verification_name(cv.verified)},
+                    {"runs", cv.runs},
+                    {"reason", cv.reason},
+                    {"replaced_by", cv.replaced_by ? json(cap_name(*cv.replaced_by)) : json(nullptr)}});
+  }
+  return {{"runs", v.runs},
+          {"baseline_ok", v.baseline_ok},
+          {"compare_output", v.compare_output},
+          {"created", v.created},
+          {"observed", cap_names_json(v.observed)},
+          {"capabilities", std::move(caps)},
+          {"note", v.note.empty() ? json(nullptr) : json(v.note)}};
+}
 
 std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
   int64_t first = 0, last = 0;
@@ -529,6 +560,7 @@ nlohmann::json to_json(const Analysis& a) {
       j["last_seen"] = c.last_seen;
       j["only_other_user_ns"] = c.only_other_user_ns;
       j["replaced_by"] = c.replaced_by ? json(cap_name(*c.replaced_by)) : json(nullptr);
+      j["verified"] = verification_name(c.verified);
       checks.push_back(std::move(j));
     }
     std::string setcap = setcap_text(b.capabilities);
@@ -549,6 +581,8 @@ nlohmann::json to_json(const Analysis& a) {
     j["first_seen"] = first;
     j["last_seen"] = last;
     j["sha256"] = b.row ? opt_string(b.row->sha256) : json(nullptr);
+    j["source"] = b.verified_set() ? "verified" : "observed";
+    j["verification"] = b.verification ? verification_to_json(*b.verification) : json(nullptr);
     binaries.push_back(std::move(j));
   }
   return json{{"binaries", std::move(binaries)}};

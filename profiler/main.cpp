@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -17,8 +18,9 @@ using namespace capaudit;
 
 constexpr const char* kUsage =
     "usage: capaudit report    [--db PATH] [--binary PATH] [--json]\n"
-    "       capaudit recommend [--db PATH] [--binary PATH] [--format table|json|script]\n"
-    "       capaudit profile   [--user USER] [--output FILE] [--json] [--db PATH] -- COMMAND [ARG...]\n"
+    "       capaudit recommend [--db PATH] [--binary PATH] [--format table|json|script] [--output FILE]\n"
+    "       capaudit profile   [--user USER] [--output FILE] [--json] [--db PATH]\n"
+    "                          [--minimize [--compare-output] [--max-runs N]] -- COMMAND [ARG...]\n"
     "       capaudit trace     [--json] [-K] [-U] [-v] [-p PID]\n"
     "       capaudit files     [--json] [--db PATH] [DIR...]\n"
     "See capaudit(8).\n";
@@ -30,6 +32,8 @@ int usage_error(const std::string& msg) {
 
 // Long options shared by the subcommands; each accepts its own subset.
 enum Opt { kDb = 256, kBinary, kJson, kFormat, kUser, kOutput, kHelp };
+// profile --minimize (docs/minimize.md).
+enum ProfileOpt { kMinimize = 512, kCompareOutput, kMaxRuns };
 
 struct Parsed {
   std::vector<std::pair<int, std::string>> opts;
@@ -90,7 +94,9 @@ int run(int argc, char** argv) {
     return cmd_report(a);
   }
   if (cmd == "recommend") {
-    Parsed p = parse(sub_argc, sub_argv, "", {db, binary, {"format", required_argument, nullptr, kFormat}});
+    Parsed p = parse(sub_argc, sub_argv, "",
+                     {db, binary, {"format", required_argument, nullptr, kFormat},
+                      {"output", required_argument, nullptr, kOutput}});
     if (!p.error.empty()) return usage_error(p.error);
     if (!p.rest.empty()) return usage_error("recommend: unexpected argument '" + p.rest[0] + "'");
     RecommendArgs a;
@@ -98,6 +104,7 @@ int run(int argc, char** argv) {
       if (o == kHelp) return std::cout << kUsage, 0;
       if (o == kDb) a.db = v;
       if (o == kBinary) a.binary = v;
+      if (o == kOutput) a.output = v;
       if (o == kFormat) {
         if (v == "table") a.format = RecommendFormat::Table;
         else if (v == "json") a.format = RecommendFormat::Json;
@@ -110,18 +117,40 @@ int run(int argc, char** argv) {
   if (cmd == "profile") {
     Parsed p = parse(sub_argc, sub_argv, "",
                      {db, json, {"user", required_argument, nullptr, kUser},
-                      {"output", required_argument, nullptr, kOutput}});
+                      {"output", required_argument, nullptr, kOutput},
+                      {"minimize", no_argument, nullptr, kMinimize},
+                      {"compare-output", no_argument, nullptr, kCompareOutput},
+                      {"max-runs", required_argument, nullptr, kMaxRuns}});
     if (!p.error.empty()) return usage_error(p.error);
     ProfileArgs a;
+    bool max_runs_given = false;
     for (auto& [o, v] : p.opts) {
       if (o == kHelp) return std::cout << kUsage, 0;
       if (o == kDb) a.db = v;
       if (o == kJson) a.json = true;
       if (o == kUser) a.user = v;
       if (o == kOutput) a.output = v;
+      if (o == kMinimize) a.minimize = true;
+      if (o == kCompareOutput) a.compare_output = true;
+      if (o == kMaxRuns) {
+        char* end = nullptr;
+        errno = 0;
+        long n = strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || errno || n < 1 || n > 100000)
+          return usage_error("profile: --max-runs needs a number of runs from 1 to 100000, not '" + v + "'");
+        a.max_runs = static_cast<int>(n);
+        max_runs_given = true;
+      }
     }
     a.command = p.rest;
     if (a.command.empty()) return usage_error("profile: missing COMMAND (capaudit profile [options] -- COMMAND)");
+    // Re-runs as root would hold every capability whatever the set says.
+    if (a.minimize && !a.user)
+      return usage_error("profile: --minimize needs --user USER: the verifying runs hold each candidate set as "
+                         "that user's ambient capabilities, and root would hold them all anyway");
+    if (!a.minimize && (a.compare_output || max_runs_given))
+      return usage_error(std::string("profile: ") + (a.compare_output ? "--compare-output" : "--max-runs") +
+                         " only applies with --minimize");
     return cmd_profile(a);
   }
   if (cmd == "trace") {

@@ -2,8 +2,16 @@
 #include "commands.h"
 
 #include "capnames.h"
+#include "minimize.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -82,12 +90,38 @@ std::string held_text(uint64_t held) {
   return join(names, ",");
 }
 
+std::string source_text(const BinaryDecision& b) {
+  if (!b.verification) return "observed";
+  const VerificationInfo& v = *b.verification;
+  if (!v.baseline_ok) return "observed (verification failed)";
+  std::string s = "verified by " + std::to_string(v.runs) + (v.runs == 1 ? " run" : " runs");
+  if (v.created > 0) s += " on " + format_time(v.created);
+  s += v.compare_output ? ", exit status and output compared" : ", exit status compared";
+  return s;
+}
+
+// Each capability the runs tried, with what they showed.
+void print_verification(std::ostream& out, const BinaryDecision& b) {
+  if (!b.verification || b.verification->capabilities.empty()) return;
+  out << "  verification:\n";
+  TextTable table({"CAPABILITY", "VERIFIED", "RUNS", "REASON"});
+  table.align_right(2);
+  for (const CapabilityVerdict& cv : b.verification->capabilities) {
+    std::string reason = cv.reason;
+    if (cv.replaced_by) reason = "replaced by " + cap_name(*cv.replaced_by) + ": " + reason;
+    table.add({cap_name(cv.cap), verification_name(cv.verified), std::to_string(cv.runs), escape_for_display(reason)});
+  }
+  table.print(out, "    ");
+}
+
 void print_binary_header(std::ostream& out, const BinaryDecision& b, bool with_times) {
   out << quote_for_display(b.display_name) << "\n";
   std::string setcap = setcap_text(b.capabilities);
   out << "  recommended: " << caps_text(b.capabilities);
   if (!setcap.empty()) out << "  (setcap " << setcap << ")";
   out << "\n";
+  // Which kind of set it is: recommend prefers one checked by runs.
+  if (!with_times || b.verification) out << "  source: " << source_text(b) << "\n";
   out << "  setuid root: " << (b.setuid_root ? "yes" : "no")
       << "   file caps: " << (b.file_caps ? escape_for_display(*b.file_caps) : std::string("none"))
       << "   effective set held: " << held_text(b.held_effective) << "\n";
@@ -134,6 +168,7 @@ void print_tables(std::ostream& out, const Analysis& a, bool with_times) {
     first = false;
     print_binary_header(out, b, with_times);
     print_checks(out, b, with_times);
+    print_verification(out, b);
   }
 }
 
@@ -265,22 +300,83 @@ int cmd_report(const ReportArgs& args) {
   return std::cout.flush() ? 0 : 1;
 }
 
+// --output: written beside its final name and renamed over it, mode 0600,
+// so the nightly job never leaves half a script for an operator to run.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(const std::string& path) : path_(path), tmp_(path + ".XXXXXX") {
+    int fd = mkstemp(tmp_.data());
+    if (fd < 0) {
+      error_ = std::strerror(errno);
+      return;
+    }
+    fchmod(fd, 0600);
+    close(fd);
+    out_.open(tmp_, std::ios::trunc);
+    if (!out_) error_ = std::strerror(errno);
+  }
+  ~AtomicOutput() {
+    if (!committed_ && error_.empty()) unlink(tmp_.c_str());
+  }
+  const std::string& error() const { return error_; }
+  std::ostream& stream() { return out_; }
+  bool commit() {
+    out_.flush();
+    if (!out_) {
+      error_ = "write failed";
+      unlink(tmp_.c_str());
+      return false;
+    }
+    out_.close();
+    if (rename(tmp_.c_str(), path_.c_str()) != 0) {
+      error_ = std::strerror(errno);
+      unlink(tmp_.c_str());
+      return false;
+    }
+    committed_ = true;
+    return true;
+  }
+
+ private:
+  std::string path_, tmp_, error_;
+  std::ofstream out_;
+  bool committed_ = false;
+};
+
+int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& loaded) {
+  switch (args.format) {
+    case RecommendFormat::Script:
+      return print_setcap_script(out, loaded.analysis, *loaded.store);
+    case RecommendFormat::Json:
+      print_json(out, loaded.analysis);
+      break;
+    case RecommendFormat::Table:
+      if (loaded.analysis.binaries.empty()) out << "no checks recorded in " << quote_for_display(args.db) << "\n";
+      else print_recommend_table(out, loaded.analysis);
+      break;
+  }
+  return out.flush() ? 0 : 1;
+}
+
 int cmd_recommend(const RecommendArgs& args) {
   int status = 0;
   auto loaded = load(args.db, args.binary, &status);
   if (!loaded) return status;
-  switch (args.format) {
-    case RecommendFormat::Script:
-      return print_setcap_script(std::cout, loaded->analysis, *loaded->store);
-    case RecommendFormat::Json:
-      print_json(std::cout, loaded->analysis);
-      break;
-    case RecommendFormat::Table:
-      if (loaded->analysis.binaries.empty()) std::cout << "no checks recorded in " << quote_for_display(args.db) << "\n";
-      else print_recommend_table(std::cout, loaded->analysis);
-      break;
+  // A set checked by re-running the program beats one inferred from checks.
+  apply_stored_verifications(loaded->analysis, *loaded->store);
+  if (!args.output) return write_recommendation(std::cout, args, *loaded);
+  AtomicOutput file(*args.output);
+  if (!file.error().empty()) {
+    std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
+    return 1;
   }
-  return std::cout.flush() ? 0 : 1;
+  status = write_recommendation(file.stream(), args, *loaded);
+  if (status != 0) return status;
+  if (!file.commit()) {
+    std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace capaudit

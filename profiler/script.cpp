@@ -87,14 +87,16 @@ capaudit_trusted() {
 // inode numbers of the cgroup directories.
 std::map<uint64_t, std::string> service_cgroups() {
   std::map<uint64_t, std::string> out;
-  std::error_code ec;
-  std::filesystem::path root = "/sys/fs/cgroup/system.slice";
-  for (auto it = std::filesystem::directory_iterator(root, ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (!name.ends_with(".service")) continue;
-    struct stat st {};
-    if (stat(it->path().c_str(), &st) == 0) out[st.st_ino] = name;
+  // Pure cgroup v2, or the unified hierarchy of a hybrid layout.
+  for (const char* root : {"/sys/fs/cgroup/system.slice", "/sys/fs/cgroup/unified/system.slice"}) {
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(root, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      if (!name.ends_with(".service")) continue;
+      struct stat st {};
+      if (stat(it->path().c_str(), &st) == 0) out[st.st_ino] = name;
+    }
   }
   return out;
 }
@@ -144,8 +146,6 @@ Entry decide(const BinaryDecision& b, const std::map<uint64_t, std::string>& ser
     // every other user can do with it.
     std::string advice = "neither setuid-root nor file capabilities: never given capabilities";
     std::set<std::string> units;
-    const BinaryRow* row = b.row;
-    (void)row;
     for (const auto& c : b.checks)
       for (uint64_t cg : c.cgroup_ids)
         if (auto it = services.find(cg); it != services.end()) units.insert(it->second);

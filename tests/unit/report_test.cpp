@@ -181,7 +181,7 @@ class Commands : public ::testing::Test {
 
 TEST_F(Commands, RecommendJson) {
   std::string out, err;
-  int rc = capture([&] { return cmd_recommend({db_, std::nullopt, RecommendFormat::Json}); }, &out, &err);
+  int rc = capture([&] { return cmd_recommend({db_, std::nullopt, RecommendFormat::Json, std::nullopt}); }, &out, &err);
   ASSERT_EQ(rc, 0) << err;
   auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["binaries"][0]["path"], "/usr/bin/ping");
@@ -207,7 +207,7 @@ TEST_F(Commands, UnknownBinaryIsAClearError) {
 TEST_F(Commands, MissingDatabaseNamesIt) {
   std::string out, err;
   std::string missing = dir_.file("absent.db");
-  int rc = capture([&] { return cmd_recommend({missing, std::nullopt, RecommendFormat::Table}); }, &out, &err);
+  int rc = capture([&] { return cmd_recommend({missing, std::nullopt, RecommendFormat::Table, std::nullopt}); }, &out, &err);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(err.find(missing), std::string::npos) << err;
 }
