@@ -769,14 +769,6 @@ bool Collector::track_process(uint32_t tgid) {
 
 void Collector::unpin() {
   // Closing the last reference to a link detaches it; the pin was one.
-  // The kernel releases links from a workqueue, so wait (bounded) until
-  // their ids are gone: callers expect no counting once this returns.
-  std::vector<uint32_t> ids;
-  for (const auto& l : impl_->cap_links) {
-    bpf_link_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &info, &len) == 0) ids.push_back(info.id);
-  }
   impl_->cap_links.clear();
   if (!impl_->pinned) return;
   const std::string& dir = impl_->opts.pin_dir;
@@ -784,14 +776,6 @@ void Collector::unpin() {
   if (rmdir(dir.c_str()) != 0 && errno != ENOENT)
     spdlog::warn("collector: removing pin directory {}: {}", dir, errno_text(errno));
   impl_->pinned = false;
-  for (uint32_t id : ids) {
-    for (int i = 0; i < 1000; i++) {
-      int fd = bpf_link_get_fd_by_id(id);
-      if (fd < 0) break;
-      close(fd);
-      usleep(1000);
-    }
-  }
   spdlog::info("collector: detached and removed pins under {}", dir);
 }
 
