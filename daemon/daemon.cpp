@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -74,18 +75,15 @@ void Daemon::start() {
   apply_log_level(config_.log_level);
   spdlog::info("capauditd starting: config '{}', database '{}'", args_.config_path, config_.database);
 
-  // The database holds what every user ran: not for other users' eyes.
-  std::filesystem::path db_dir = std::filesystem::path(config_.database).parent_path();
-  if (!db_dir.empty() && !std::filesystem::exists(db_dir)) {
-    std::error_code ec;
-    std::filesystem::create_directories(db_dir, ec);
-    if (ec) throw StartupError("cannot create database directory '" + db_dir.string() + "': " + ec.message());
-    chmod(db_dir.c_str(), 0700);
+  // A database that cannot be written yet (read-only or full filesystem)
+  // does not stop counting: the kernel keeps the counts until it opens.
+  std::string db_err;
+  if (!open_database(&db_err)) {
+    last_error_ = db_err;
+    pending_failures_ = 1;
+    spdlog::error("database unavailable: {}; counting goes on in the kernel and is written once it opens",
+                  db_err);
   }
-  std::string err;
-  store_ = Store::open(config_.database, &err);
-  if (!store_) throw StartupError(err);
-  chmod(config_.database.c_str(), 0600);
 
   std::string kerr;
   syms_ = Kallsyms::load(config_.kallsyms, &kerr);
@@ -122,18 +120,109 @@ void Daemon::start() {
                        std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
   });
 
-  DrainOptions dopts;
-  dopts.ignore_paths = config_.ignore_paths;
-  drainer_ = std::make_unique<Drainer>(*store_, *paths_, syms_ ? &*syms_ : nullptr, dopts);
-  drainer_->resume(collector_->adopted_pins());
-  store_->set_meta("attach_method", std::string(method_name(collector_->method())));
-  store_->set_meta("audit_flag", collector_->method() == AttachMethod::Tracepoint ? "unknown" : "known");
+  if (store_) attach_store();
 
   if (!setup_fds()) throw StartupError(std::string("event loop setup failed: ") + std::strerror(errno));
   if (collector_->adopted_pins()) drain_now("adopted pins");
   sd_notify(0, "READY=1");
   update_status();
   spdlog::info("ready: draining every {} s", config_.drain_interval_sec);
+}
+
+namespace {
+
+// Where a damaged database goes: beside it, named by the time it was found.
+std::string aside_name(const std::string& db) {
+  char stamp[32];
+  time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &t);
+  std::string base = db + ".corrupt-" + stamp;
+  std::string name = base;
+  for (int i = 1; std::filesystem::exists(name) || std::filesystem::exists(name + "-wal"); i++)
+    name = base + "." + std::to_string(i);
+  return name;
+}
+
+}  // namespace
+
+bool Daemon::open_database(std::string* retry_why) {
+  const std::string& db = config_.database;
+  // The database holds what every user ran: not for other users' eyes.
+  std::filesystem::path db_dir = std::filesystem::path(db).parent_path();
+  if (!db_dir.empty() && !std::filesystem::exists(db_dir)) {
+    std::error_code ec;
+    std::filesystem::create_directories(db_dir, ec);
+    if (ec) {
+      *retry_why = "cannot create database directory '" + db_dir.string() + "': " + ec.message();
+      return false;
+    }
+    chmod(db_dir.c_str(), 0700);
+  }
+  std::string err, why;
+  Store::OpenFailure failure = Store::OpenFailure::None;
+  store_ = Store::open(db, &err, false, &failure);
+  if (store_) {
+    if (store_->check_integrity(&why)) {
+      chmod(db.c_str(), 0600);
+      return true;
+    }
+    // Opened, so the header is ours (or the file was empty): the damage is
+    // further in.
+    store_.reset();
+  } else if (failure == Store::OpenFailure::Damaged) {
+    // Only a file that says it is capaudit's (or whose header was zeroed
+    // by a crash) is moved: a wrong --db must never move someone else's file.
+    Store::FileKind kind = Store::identify(db);
+    if (kind != Store::FileKind::Capaudit && kind != Store::FileKind::Zeroed)
+      throw StartupError(err + "; it is not recognisably capaudit's, so it is left alone: "
+                               "point --db (or \"database\" in the config) at capaudit's database");
+    why = err;
+    for (const std::string& prefix : {"database '" + db + "' cannot be read: ", "database '" + db + "' "})
+      if (why.rfind(prefix, 0) == 0) {
+        why.erase(0, prefix.size());
+        break;
+      }
+  } else if (failure == Store::OpenFailure::Foreign || failure == Store::OpenFailure::TooNew) {
+    throw StartupError(err);
+  } else {
+    struct statvfs vfs {};
+    const std::string dir = db_dir.empty() ? "." : db_dir.string();
+    if (statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) err += " (its filesystem is read-only)";
+    *retry_why = err;
+    return false;
+  }
+
+  const std::string aside = aside_name(db);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string from = db + suffix, to = aside + suffix;
+    if (rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT)
+      throw StartupError(fmt::format("database '{}' is damaged ({}) and moving it to '{}' failed: {}", db,
+                                     why, to, std::strerror(errno)));
+  }
+  spdlog::error("database '{}' is damaged ({}); moved it to '{}' and starting a new, empty database", db,
+                why, aside);
+  db_note_ = fmt::format("damaged database moved to '{}', new one started", aside);
+  store_ = Store::open(db, &err);
+  if (!store_) {
+    *retry_why = err;
+    return false;
+  }
+  chmod(db.c_str(), 0600);
+  return true;
+}
+
+void Daemon::attach_store() {
+  DrainOptions dopts;
+  dopts.ignore_paths = config_.ignore_paths;
+  drainer_ = std::make_unique<Drainer>(*store_, *paths_, syms_ ? &*syms_ : nullptr, dopts);
+  // Fresh maps start from zero whenever the store opens; adopted ones carry
+  // what the store already holds.
+  drainer_->resume(collector_->adopted_pins());
+  store_->set_meta("attach_method", std::string(method_name(collector_->method())));
+  store_->set_meta("audit_flag", collector_->method() == AttachMethod::Tracepoint ? "unknown" : "known");
+  if (pending_failures_ > 0) spdlog::info("database '{}' opened", config_.database);
 }
 
 bool Daemon::setup_fds() {
@@ -163,6 +252,22 @@ bool Daemon::setup_fds() {
 }
 
 bool Daemon::drain_now(const char* why) {
+  if (!store_) {
+    std::string err;
+    try {
+      if (open_database(&err)) attach_store();
+    } catch (const StartupError& e) {
+      err = e.what();
+    }
+    if (!store_) {
+      pending_failures_++;
+      last_error_ = err;
+      spdlog::log(pending_failures_ == 1 ? spdlog::level::err : spdlog::level::debug,
+                  "database still unavailable: {}", err);
+      update_status();
+      return false;
+    }
+  }
   KernelSnapshot snap;
   snap.counts = collector_->read_counts();
   snap.origins = collector_->read_origins();
@@ -194,10 +299,11 @@ bool Daemon::drain_now(const char* why) {
 void Daemon::update_status() {
   CollectorStats st = collector_->stats();
   uint64_t drops = st[CA_STAT_COUNT_DROPS] + st[CA_STAT_ORIGIN_DROPS] + st[CA_STAT_RINGBUF_DROPS];
-  std::string status = fmt::format("STATUS=method {}, {} checks counted, {} written, {} dropped{}",
+  std::string status = fmt::format("STATUS=method {}, {} checks counted, {} written, {} dropped{}{}",
                                    method_name(collector_->method()), st[CA_STAT_CHECKS],
-                                   drainer_->checks_written(), drops,
-                                   last_error_.empty() ? "" : ", database error: " + last_error_);
+                                   drainer_ ? drainer_->checks_written() : 0, drops,
+                                   last_error_.empty() ? "" : ", database error: " + last_error_,
+                                   db_note_.empty() ? "" : "; " + db_note_);
   sd_notify(0, status.c_str());
   if (drops > 0) {
     static uint64_t reported = 0;
@@ -236,7 +342,7 @@ void Daemon::reload() {
     arm_timer(drainfd_, static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
     DrainOptions dopts;
     dopts.ignore_paths = config_.ignore_paths;
-    drainer_->set_options(dopts);
+    if (drainer_) drainer_->set_options(dopts);
     spdlog::info("configuration reloaded from '{}'", args_.config_path);
   }
   sd_notify(0, "READY=1");
@@ -272,7 +378,7 @@ int Daemon::run() {
         drain_fd(drainfd_);
         drain_now("timer");
         time_t now = time(nullptr);
-        if (config_.retention_days > 0 && now - last_retention > 3600) {
+        if (store_ && config_.retention_days > 0 && now - last_retention > 3600) {
           store_->apply_retention(config_.retention_days, now);
           last_retention = now;
         }
@@ -286,9 +392,16 @@ int Daemon::run() {
   }
   sd_notify(0, "STOPPING=1");
   collector_->poll_events(0);  // exec events of the last instants name their binaries
+  // Unpinning frees the maps: a key still waiting for its path is stored
+  // unnamed (by device and inode) rather than lost.
+  DrainOptions last;
+  last.ignore_paths = config_.ignore_paths;
+  last.unresolved_grace_drains = 0;
+  if (drainer_) drainer_->set_options(last);
   if (drain_now("stop")) {
     if (config_.pin) collector_->unpin();
-    spdlog::info("stopped: {} checks written to '{}'", drainer_->checks_written(), config_.database);
+    spdlog::info("stopped: {} checks written to '{}'", drainer_ ? drainer_->checks_written() : 0,
+                 config_.database);
   } else {
     spdlog::error("final write to '{}' failed: {}; {}", config_.database, last_error_,
                   config_.pin ? "counts stay pinned under '" + config_.pin_dir + "' for the next start"

@@ -38,6 +38,13 @@ class Daemon {
   int run();
 
  private:
+  // Opens the store; a damaged capaudit database is moved aside and a new
+  // one started (db_note_ says so in STATUS=). Throws StartupError for what
+  // no retry fixes (someone else's file, a newer schema); false with *why
+  // for what may pass (read-only or full filesystem).
+  bool open_database(std::string* why);
+  // Starts draining into the store once it is open.
+  void attach_store();
   bool drain_now(const char* why);
   void reload();
   void update_status();
@@ -55,6 +62,7 @@ class Daemon {
   int epfd_ = -1, sigfd_ = -1, drainfd_ = -1, watchdogfd_ = -1;
   std::string last_error_;  // the store's last failure, shown in STATUS=
   uint64_t pending_failures_ = 0;
+  std::string db_note_;  // start-up event worth keeping in STATUS=
 };
 
 }  // namespace capaudit

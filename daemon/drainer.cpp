@@ -72,7 +72,18 @@ Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
   }
   r.key.dev = kernel_dev_to_user(k.exe_dev);
   r.key.ino = k.exe_ino;
-  if (auto p = paths_.lookup(ExeId{k.exe_dev, k.exe_ino})) {
+  const ExeId id{k.exe_dev, k.exe_ino};
+  auto p = paths_.lookup(id);
+  if (!p) {
+    // Not seen starting by this process (it ran while the daemon was down,
+    // or before a restart): the database may know where the file is.
+    for (const auto& known : store_.paths_of(r.key.dev, r.key.ino))
+      if (paths_.learn_verified(id, known)) {
+        p = paths_.lookup(id);
+        break;
+      }
+  }
+  if (p) {
     r.key.path = p->path;
     r.stale = p->stale;
     r.ready = true;

@@ -122,6 +122,13 @@ void ExePathResolver::learn_exec(const ExeId& id, const std::string& dpath,
   if (!candidates.empty()) remember(id, candidates.front(), true);
 }
 
+bool ExePathResolver::learn_verified(const ExeId& id, const std::string& path) {
+  auto seen = stat_id(path);
+  if (!seen || !(*seen == id)) return false;
+  remember(id, path, false);
+  return true;
+}
+
 size_t ExePathResolver::scan_proc() {
   DIR* dir = ::opendir(proc_root_.c_str());
   if (!dir) return 0;

@@ -40,6 +40,9 @@ class ExePathResolver {
   // process (its /proc entry may already be gone).
   void learn_exec(const ExeId& id, const std::string& dpath, const std::string& filename,
                   uint32_t pid);
+  // A path known from elsewhere (the database of an earlier run): kept only
+  // when the file there still is `id`. True when it is.
+  bool learn_verified(const ExeId& id, const std::string& path);
   // Scans /proc/*/exe for ids not yet known (processes that started before
   // the daemon). Returns how many new ids were learned.
   size_t scan_proc();

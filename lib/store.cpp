@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace capaudit {
@@ -83,6 +86,20 @@ CREATE TABLE drain_state(
   value  INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: sets verified by re-running a command (capaudit profile --minimize)
+    R"sql(
+CREATE TABLE verified_sets(
+  id              INTEGER PRIMARY KEY,
+  path            TEXT NOT NULL,
+  sha256          TEXT NOT NULL,
+  caps            TEXT NOT NULL,
+  verification    TEXT NOT NULL,
+  runs            INTEGER NOT NULL,
+  compare_output  INTEGER NOT NULL,
+  created         INTEGER NOT NULL
+);
+CREATE INDEX verified_sets_path ON verified_sets(path, created);
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -138,27 +155,59 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-std::unique_ptr<Store> Store::open(const std::string& path, std::string* err, bool readonly) {
+Store::FileKind Store::identify(const std::string& path) {
+  // The 100-byte header: magic at 0, application_id (big-endian) at 68.
+  unsigned char h[100];
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return errno == ENOENT ? FileKind::Missing : FileKind::Unreadable;
+  size_t n = std::fread(h, 1, sizeof h, f);
+  const bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  if (read_error) return FileKind::Unreadable;
+  if (n == 0) return FileKind::Empty;
+  if (std::all_of(h, h + n, [](unsigned char c) { return c == 0; })) return FileKind::Zeroed;
+  static constexpr char kMagic[] = "SQLite format 3";  // with its NUL: 16 bytes
+  if (n < sizeof kMagic || std::memcmp(h, kMagic, sizeof kMagic) != 0) return FileKind::NotSqlite;
+  if (n < 72) return FileKind::OtherSqlite;
+  uint32_t app = (uint32_t{h[68]} << 24) | (uint32_t{h[69]} << 16) | (uint32_t{h[70]} << 8) | h[71];
+  return app == static_cast<uint32_t>(kApplicationId) ? FileKind::Capaudit : FileKind::OtherSqlite;
+}
+
+std::unique_ptr<Store> Store::open(const std::string& path, std::string* err, bool readonly,
+                                   OpenFailure* failure) {
   sqlite3* db = nullptr;
+  auto fail = [&](OpenFailure why, const std::string& msg) -> std::unique_ptr<Store> {
+    if (err) *err = msg;
+    if (failure) *failure = why;
+    return nullptr;
+  };
+  // SQLite's codes tell damage from everything else.
+  auto kind_of = [](const Store& st) {
+    int rc = st.last_code_ & 0xff;
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) return OpenFailure::Damaged;
+    if (rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY) return OpenFailure::CannotOpen;
+    return OpenFailure::Other;
+  };
+  if (failure) *failure = OpenFailure::None;
   int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    if (err) *err = "cannot open database '" + path + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    std::string msg = "cannot open database '" + path + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
-    return nullptr;
+    return fail(OpenFailure::CannotOpen, msg);
   }
   std::unique_ptr<Store> s(new Store(db, path));
   sqlite3_busy_timeout(db, 5000);
   std::string e;
   // Reading the header first tells a foreign or damaged file from ours.
-  if (!s->exec("PRAGMA foreign_keys=ON", &e)) {
-    if (err) *err = "database '" + path + "': " + e;
-    return nullptr;
-  }
+  if (!s->exec("PRAGMA foreign_keys=ON", &e)) return fail(kind_of(*s), "database '" + path + "': " + e);
   sqlite3_stmt* st = s->prepare("PRAGMA application_id");
   if (!st) {
-    if (err) *err = "database '" + path + "' is not a capaudit database: " + s->last_error_;
-    return nullptr;
+    OpenFailure k = kind_of(*s);
+    return fail(k, "database '" + path + "' " +
+                       (k == OpenFailure::Damaged ? "is damaged or not a database: "
+                                                  : "cannot be read: ") +
+                       s->last_error_);
   }
   int app_id = 0;
   {
@@ -166,15 +215,10 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* err, bo
     if (sqlite3_step(st) == SQLITE_ROW) app_id = sqlite3_column_int(st, 0);
   }
   int version = s->schema_version();
-  if (version < 0) {
-    if (err) *err = "database '" + path + "' cannot be read: " + s->last_error_;
-    return nullptr;
-  }
-  if (version > 0 && app_id != kApplicationId) {
-    if (err) *err = "database '" + path + "' is not a capaudit database (application_id " +
-                    std::to_string(app_id) + ")";
-    return nullptr;
-  }
+  if (version < 0) return fail(kind_of(*s), "database '" + path + "' cannot be read: " + s->last_error_);
+  if (version > 0 && app_id != kApplicationId)
+    return fail(OpenFailure::Foreign, "database '" + path + "' is not a capaudit database (application_id " +
+                                          std::to_string(app_id) + ")");
   if (version == 0) {
     sqlite3_stmt* t = s->prepare("SELECT count(*) FROM sqlite_master");
     int tables = 0;
@@ -182,38 +226,30 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* err, bo
       StmtGuard g{t};
       if (sqlite3_step(t) == SQLITE_ROW) tables = sqlite3_column_int(t, 0);
     }
-    if (tables > 0) {
-      if (err) *err = "database '" + path + "' is not a capaudit database (it has other tables)";
-      return nullptr;
-    }
+    if (tables > 0)
+      return fail(OpenFailure::Foreign, "database '" + path + "' is not a capaudit database (it has other tables)");
   }
-  if (version > kSchemaVersion) {
-    if (err) *err = "database '" + path + "' has schema version " + std::to_string(version) +
-                    ", newer than this capaudit understands (" + std::to_string(kSchemaVersion) + ")";
-    return nullptr;
-  }
+  if (version > kSchemaVersion)
+    return fail(OpenFailure::TooNew, "database '" + path + "' has schema version " + std::to_string(version) +
+                                         ", newer than this capaudit understands (" +
+                                         std::to_string(kSchemaVersion) + ")");
   if (readonly) {
-    if (version == 0) {
-      if (err) *err = "database '" + path + "' is empty: has capauditd written to it?";
-      return nullptr;
-    }
+    if (version == 0)
+      return fail(OpenFailure::Other, "database '" + path + "' is empty: has capauditd written to it?");
     return s;
   }
-  if (!s->exec("PRAGMA journal_mode=WAL", &e) || !s->exec("PRAGMA synchronous=NORMAL", &e)) {
-    if (err) *err = "database '" + path + "': " + e;
-    return nullptr;
-  }
-  if (!s->migrate(&e)) {
-    if (err) *err = "database '" + path + "': migration failed: " + e;
-    return nullptr;
-  }
+  if (!s->exec("PRAGMA journal_mode=WAL", &e) || !s->exec("PRAGMA synchronous=NORMAL", &e))
+    return fail(kind_of(*s), "database '" + path + "': " + e);
+  if (!s->migrate(&e)) return fail(kind_of(*s), "database '" + path + "': migration failed: " + e);
   return s;
 }
 
 bool Store::exec(const char* sql, std::string* err) {
   char* msg = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+  if (int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg); rc != SQLITE_OK) {
     last_error_ = msg ? msg : sqlite3_errmsg(db_);
+    last_code_ = sqlite3_extended_errcode(db_);
+    if (last_code_ == SQLITE_OK) last_code_ = rc;
     if (err) *err = last_error_;
     sqlite3_free(msg);
     return false;
@@ -288,7 +324,10 @@ sqlite3_stmt* Store::prepare(std::string_view sql) {
   return st;
 }
 
-void Store::record_error(const char* what) { last_error_ = std::string(what) + ": " + sqlite3_errmsg(db_); }
+void Store::record_error(const char* what) {
+  last_error_ = std::string(what) + ": " + sqlite3_errmsg(db_);
+  last_code_ = sqlite3_extended_errcode(db_);
+}
 
 bool Store::begin(std::string* err) { return exec("BEGIN IMMEDIATE", err); }
 bool Store::commit(std::string* err) {
@@ -481,6 +520,62 @@ bool Store::set_drain_state(std::string_view key, uint64_t value) {
 }
 
 bool Store::clear_drain_state() { return exec("DELETE FROM drain_state"); }
+
+int64_t Store::add_verified_set(const VerifiedSetRow& r) {
+  sqlite3_stmt* st = prepare(
+      "INSERT INTO verified_sets(path, sha256, caps, verification, runs, compare_output, created) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id");
+  if (!st) return 0;
+  StmtGuard g{st};
+  sqlite3_bind_text(st, 1, r.path.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, r.sha256.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, r.caps.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, r.verification.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 5, r.runs);
+  sqlite3_bind_int(st, 6, r.compare_output ? 1 : 0);
+  sqlite3_bind_int64(st, 7, r.created);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    record_error("add verified set");
+    return 0;
+  }
+  return sqlite3_column_int64(st, 0);
+}
+
+std::vector<VerifiedSetRow> Store::verified_sets(const std::string& path) {
+  std::vector<VerifiedSetRow> out;
+  if (schema_version() < 2) return out;
+  sqlite3_stmt* st = prepare(
+      "SELECT id, path, sha256, caps, verification, runs, compare_output, created FROM verified_sets "
+      "WHERE path = ?1 ORDER BY created DESC, id DESC");
+  if (!st) return out;
+  StmtGuard g{st};
+  sqlite3_bind_text(st, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    VerifiedSetRow r;
+    r.id = sqlite3_column_int64(st, 0);
+    r.path = column_text(st, 1);
+    r.sha256 = column_text(st, 2);
+    r.caps = column_text(st, 3);
+    r.verification = column_text(st, 4);
+    r.runs = sqlite3_column_int64(st, 5);
+    r.compare_output = sqlite3_column_int(st, 6) != 0;
+    r.created = sqlite3_column_int64(st, 7);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<std::string> Store::paths_of(uint64_t dev, uint64_t ino) {
+  std::vector<std::string> out;
+  sqlite3_stmt* st = prepare(
+      "SELECT path FROM binaries WHERE dev = ?1 AND ino = ?2 AND path != '' ORDER BY last_seen DESC");
+  if (!st) return out;
+  StmtGuard g{st};
+  sqlite3_bind_int64(st, 1, to_sql(dev));
+  sqlite3_bind_int64(st, 2, to_sql(ino));
+  while (sqlite3_step(st) == SQLITE_ROW) out.push_back(column_text(st, 0));
+  return out;
+}
 
 bool Store::apply_retention(uint32_t days, int64_t now) {
   if (days == 0) return true;

@@ -14,7 +14,7 @@
 
 namespace capaudit {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Audit flag as stored: 0 no, 1 yes, 2 unknown (NULL would break UNIQUE).
 enum class Audit : int { No = 0, Yes = 1, Unknown = 2 };
@@ -74,13 +74,35 @@ struct OriginRow {
   uint64_t samples = 0;
 };
 
+// A capability set `capaudit profile --minimize` verified by re-running a
+// command (schema version 2). The JSON texts are the profiler's to read.
+struct VerifiedSetRow {
+  int64_t id = 0;
+  std::string path;
+  std::string sha256;        // of the file the runs executed
+  std::string caps;          // JSON array of capability names: the verified set
+  std::string verification;  // JSON object: the observed set and each capability's verdict
+  int64_t runs = 0;
+  bool compare_output = false;
+  int64_t created = 0;
+};
+
 class Store {
  public:
+  // Why open() failed, for callers that treat some failures differently
+  // (the daemon moves a damaged database of its own aside, but must never
+  // touch someone else's file).
+  enum class OpenFailure { None, CannotOpen, Damaged, Foreign, TooNew, Other };
+  // What a file's header says it is, read without SQLite, which refuses a
+  // damaged file before saying whose it is.
+  enum class FileKind { Missing, Empty, Capaudit, OtherSqlite, Zeroed, NotSqlite, Unreadable };
+  static FileKind identify(const std::string& path);
+
   // Opens (creating if needed) and migrates. Returns nullptr with *err set
   // naming the file when it cannot be opened, is not a capaudit database,
   // or is newer than this build understands. `readonly` never migrates.
   static std::unique_ptr<Store> open(const std::string& path, std::string* err,
-                                     bool readonly = false);
+                                     bool readonly = false, OpenFailure* failure = nullptr);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -114,6 +136,12 @@ class Store {
   bool set_drain_state(std::string_view key, uint64_t value);
   bool clear_drain_state();
 
+  // Returns the row id, 0 on error (see last_error()).
+  int64_t add_verified_set(const VerifiedSetRow& row);
+
+  // Paths stored for a (dev, ino), most recently seen first.
+  std::vector<std::string> paths_of(uint64_t dev, uint64_t ino);
+
   // Removes checks not seen for `days` days (and orphaned origins).
   bool apply_retention(uint32_t days, int64_t now);
 
@@ -123,6 +151,9 @@ class Store {
   std::vector<OriginRow> origins(int64_t check_id);
   std::map<std::string, uint64_t> stats();
   uint64_t total_count();
+  // Verified sets recorded for `path`, newest first; none in a database
+  // older than schema version 2 (opened read-only, so not migrated).
+  std::vector<VerifiedSetRow> verified_sets(const std::string& path);
 
   const std::string& last_error() const { return last_error_; }
   sqlite3* handle() { return db_; }
@@ -137,6 +168,7 @@ class Store {
   sqlite3* db_ = nullptr;
   std::string path_;
   std::string last_error_;
+  int last_code_ = SQLITE_OK;  // SQLite's code of last_error_
   std::map<std::string, sqlite3_stmt*, std::less<>> stmts_;
 };
 

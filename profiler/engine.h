@@ -30,6 +30,29 @@ struct Observation {
 std::vector<Observation> load_observations(Store& store, const std::optional<std::string>& path);
 
 enum class Verification { Unverified, ConfirmedNeeded, DroppedByRun };
+// "unverified", "needed", "dropped": the JSON `verified` values.
+std::string verification_name(Verification v);
+
+// What re-running the command (`capaudit profile --minimize`) showed about
+// one capability of the set it started from, or of a narrower one it tried.
+struct CapabilityVerdict {
+  int cap = 0;
+  Verification verified = Verification::Unverified;
+  int runs = 0;                    // runs spent deciding it
+  std::string reason;
+  std::optional<int> replaced_by;  // dropped because this narrower one did its job
+};
+
+// The runs behind a verified set (see docs/minimize.md).
+struct VerificationInfo {
+  int runs = 0;                // re-runs made, the baseline included
+  bool baseline_ok = false;    // the run holding the whole observed set behaved like the traced one
+  bool compare_output = false; // standard output was compared, not only the exit status
+  int64_t created = 0;         // unix seconds
+  std::vector<int> observed;   // the set the runs started from
+  std::vector<CapabilityVerdict> capabilities;
+  std::string note;            // why nothing could be verified, when baseline_ok is false
+};
 
 // One line of the contract's "checks": one (capability, verdict, audit)
 // group of a binary, with the decision about it.
@@ -46,6 +69,7 @@ struct CheckDecision {
   bool only_other_user_ns = false;        // every check targeted a child user namespace
   int64_t first_seen = 0, last_seen = 0;
   std::optional<int> replaced_by;         // alternative: the narrower capability kept instead
+  Verification verified = Verification::Unverified;  // what re-runs showed (profile --minimize)
 };
 
 struct BinaryDecision {
@@ -61,6 +85,10 @@ struct BinaryDecision {
   bool seen_non_root_euid = false;  // some check ran with euid != 0
   bool profiled = false;            // some check came from `capaudit profile`
   const BinaryRow* row = nullptr;   // valid while the observations live
+  // Set when re-runs checked the set: `capabilities` is then the verified
+  // set (when baseline_ok), else the observed one.
+  std::optional<VerificationInfo> verification;
+  bool verified_set() const { return verification && verification->baseline_ok; }
 };
 
 struct Analysis {
@@ -74,5 +102,7 @@ std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b);
 
 // The contract's JSON shape ({"binaries": [...]}) plus free extra keys.
 nlohmann::json to_json(const Analysis& a);
+// A binary's "verification" object (also what the database keeps).
+nlohmann::json verification_to_json(const VerificationInfo& v);
 
 }  // namespace capaudit

@@ -1,8 +1,11 @@
 // capaudit profile: run one command, count the checks of its whole process
 // tree, and report the minimal set, like strace for capabilities.
+#include "capnames.h"
 #include "collector.h"
 #include "commands.h"
 #include "drainer.h"
+#include "identity.h"
+#include "minimize.h"
 #include "runas.h"
 
 #include <fcntl.h>
@@ -12,8 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -27,11 +34,12 @@ int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid,
 // The child waits on `go` so that its pid is marked for tracking before it
 // can exec; checks made while it sets itself up are capaudit's, not CMD's,
 // and are not counted (tracking starts at exec).
-[[noreturn]] void child_main(int go_fd, int err_fd, const ProfileArgs& a, const std::optional<RunAs>& who,
-                             const std::vector<int>& caps) {
+[[noreturn]] void child_main(int go_fd, int err_fd, int out_fd, const ProfileArgs& a,
+                             const std::optional<RunAs>& who, const std::vector<int>& caps) {
   char byte;
   if (read(go_fd, &byte, 1) != 1) _exit(127);
   close(go_fd);
+  if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) _exit(127);
   std::string err;
   if (who && !become_user_with_ambient(*who, caps, &err)) {
     std::string msg = "capaudit profile: " + err + "\n";
@@ -53,15 +61,144 @@ int exit_status_of(int status) {
   return 1;
 }
 
+volatile sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+
+// command[0] as execvp finds it, resolved: the path the kernel reports.
+std::string resolve_command(const std::string& name) {
+  char buf[PATH_MAX];
+  if (name.find('/') != std::string::npos) return realpath(name.c_str(), buf) ? buf : name;
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0 && realpath(candidate.c_str(), buf)) return buf;
+    start = end + 1;
+  }
+  return name;
+}
+
+// CMD's own executable: the first exec of the tracked process, else
+// command[0] resolved like execvp does.
+BinaryDecision* command_binary(Analysis& analysis, const std::optional<ExeId>& first_exec,
+                               const std::vector<std::string>& command) {
+  if (first_exec) {
+    uint64_t dev = kernel_dev_to_user(first_exec->kdev);
+    for (BinaryDecision& b : analysis.binaries)
+      if (b.row && b.row->key.dev == dev && b.row->key.ino == first_exec->ino) return &b;
+  }
+  std::string path = resolve_command(command[0]);
+  for (BinaryDecision& b : analysis.binaries)
+    if (!b.path.empty() && b.path == path) return &b;
+  return nullptr;
+}
+
+std::string caps_list(const std::vector<int>& caps) {
+  std::string out;
+  for (int c : caps) out += (out.empty() ? "" : ",") + cap_name(c);
+  return out.empty() ? "none" : out;
+}
+
+// --minimize: re-run CMD holding candidate sets (docs/minimize.md) and
+// rewrite CMD's binary in the analysis with what the runs showed. False
+// after printing the error when the verified set cannot be stored.
+bool verify_by_runs(const ProfileArgs& a, const RunAs& who, Analysis& analysis, const Behaviour& reference,
+                    std::chrono::milliseconds traced_for, const std::optional<ExeId>& first_exec, Store* db) {
+  BinaryDecision* target = command_binary(analysis, first_exec, a.command);
+  if (!target) {
+    std::cerr << "capaudit profile: --minimize: no check of the command's own executable was recorded ("
+              << quote_for_display(a.command[0]) << " did not run?); nothing verified\n";
+    return true;
+  }
+  // The runs hold one set for the whole process tree (ambient capabilities
+  // pass through exec): every binary's observed set, so that a wrapper
+  // (sh -c ...) still runs what it wraps.
+  std::vector<int> observed;
+  for (const BinaryDecision& b : analysis.binaries) {
+    if (b.path.empty()) continue;
+    for (int c : b.capabilities)
+      if (std::find(observed.begin(), observed.end(), c) == observed.end()) observed.push_back(c);
+  }
+  RerunOptions ro;
+  ro.command = a.command;
+  ro.who = who;
+  ro.capture_stdout = a.compare_output;
+  // A run that hangs without a capability must not hang capaudit.
+  ro.timeout = std::max<std::chrono::milliseconds>(std::chrono::seconds(30), 4 * traced_for);
+  ro.interrupted = &g_interrupted;
+  // Ctrl-C now stops the runs (the report says what was left unverified)
+  // instead of being ignored as it was while the traced command ran.
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  std::cerr << "capaudit profile: verifying " << quote_for_display(target->display_name) << " by re-running the command as "
+            << quote_for_display(who.name) << " (up to " << a.max_runs << " runs, starting from "
+            << caps_list(observed) << ")\n";
+  MinimizeOptions mo;
+  mo.max_runs = a.max_runs;
+  mo.compare_output = a.compare_output;
+  VerificationInfo v =
+      minimize(observed, reference, [&ro](const std::vector<int>& caps) { return rerun(ro, caps); },
+               Rules::builtin(), mo);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_DFL);
+  if (!v.baseline_ok) {
+    std::cerr << "capaudit profile: WARNING: nothing verified: " << escape_for_display(v.note) << "\n";
+  }
+  apply_verification(*target, std::move(v));
+  if (target->verified_set()) {
+    std::string summary;
+    for (const CapabilityVerdict& cv : target->verification->capabilities)
+      summary += (summary.empty() ? "" : ", ") + cap_name(cv.cap) + " " + verification_name(cv.verified);
+    std::cerr << "capaudit profile: verified by " << target->verification->runs << " runs: "
+              << (summary.empty() ? std::string("no capability to try") : summary) << "; set: "
+              << caps_list(target->capabilities) << "\n";
+  }
+  if (!db || !target->verified_set()) return true;
+  std::optional<std::string> sha = target->row ? target->row->sha256 : std::nullopt;
+  if (!sha) {
+    std::string err;
+    if (auto ident = read_file_identity(target->path, &err)) sha = ident->sha256;
+  }
+  if (!sha || target->path.empty()) {
+    std::cerr << "capaudit profile: cannot store the verified set: the executable's contents are unknown\n";
+    return true;
+  }
+  if (db->add_verified_set(verified_set_row(target->path, *sha, *target)) == 0) {
+    std::cerr << "capaudit profile: cannot store the verified set in '" << db->path() << "': " << db->last_error()
+              << "\n";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int cmd_profile(const ProfileArgs& a) {
+  // Re-runs as root would hold every capability whatever the set says.
+  if (a.minimize && !a.user) {
+    std::cerr << "capaudit profile: --minimize needs --user: the verifying runs hold the candidate set as that "
+                 "user's ambient capabilities\n";
+    return 2;
+  }
   std::optional<RunAs> who;
   std::string err;
   if (a.user) {
     who = lookup_user(*a.user, &err);
     if (!who) {
       std::cerr << "capaudit profile: " << err << "\n";
+      return 2;
+    }
+    if (a.minimize && who->uid == 0) {
+      std::cerr << "capaudit profile: --minimize needs a --user other than root: uid 0 regains every capability "
+                   "at exec, whatever set the runs hold\n";
       return 2;
     }
   }
@@ -99,17 +236,25 @@ int cmd_profile(const ProfileArgs& a) {
     return 1;
   }
   ExePathResolver paths;
-  collector->on_exec([&paths](const ca_exec_event& ev) {
+  uint32_t child_tgid = 0;
+  std::optional<ExeId> first_exec;  // CMD's own executable, for --minimize
+  collector->on_exec([&](const ca_exec_event& ev) {
     paths.learn_exec(ExeId{ev.exe_dev, ev.exe_ino}, std::string(ev.dpath, strnlen(ev.dpath, sizeof ev.dpath)),
                      std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
+    if (!first_exec && child_tgid && ev.tgid == child_tgid) first_exec = ExeId{ev.exe_dev, ev.exe_ino};
   });
 
   int go[2];
-  if (pipe2(go, O_CLOEXEC) != 0) {
+  // --compare-output: the traced run's output is compared with the re-runs'
+  // too, so it goes through capaudit, which passes it on.
+  int tee[2] = {-1, -1};
+  if (pipe2(go, O_CLOEXEC) != 0 || (a.compare_output && pipe2(tee, O_CLOEXEC) != 0)) {
     std::cerr << "capaudit profile: pipe: " << std::strerror(errno) << "\n";
     return 1;
   }
+  if (tee[0] >= 0) fcntl(tee[0], F_SETFL, fcntl(tee[0], F_GETFL) | O_NONBLOCK);
   std::cout.flush();
+  auto started = std::chrono::steady_clock::now();
   pid_t child = fork();
   if (child < 0) {
     std::cerr << "capaudit profile: fork: " << std::strerror(errno) << "\n";
@@ -117,9 +262,11 @@ int cmd_profile(const ProfileArgs& a) {
   }
   if (child == 0) {
     close(go[1]);
-    child_main(go[0], STDERR_FILENO, a, who, caps);
+    child_main(go[0], STDERR_FILENO, tee[1], a, who, caps);
   }
+  child_tgid = static_cast<uint32_t>(child);
   close(go[0]);
+  if (tee[1] >= 0) close(tee[1]);
   bool tracked = collector->track_process(static_cast<uint32_t>(child));
   if (!tracked || write(go[1], "g", 1) != 1) {
     kill(child, SIGKILL);
@@ -133,19 +280,32 @@ int cmd_profile(const ProfileArgs& a) {
   // profiler outlives it to write the report.
   signal(SIGINT, SIG_IGN);
   signal(SIGQUIT, SIG_IGN);
+  // A reader of the copied output that goes away must not kill capaudit.
+  if (tee[0] >= 0) signal(SIGPIPE, SIG_IGN);
+  OutputDigest traced_output(STDOUT_FILENO);
   int pidfd = pidfd_open(child);
   int status = 0;
   for (;;) {
-    pollfd fds[2] = {{collector->events_fd(), POLLIN, 0}, {pidfd, POLLIN, 0}};
-    int n = poll(fds, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 100);
+    // poll skips negative descriptors: no pidfd, no copy of the output.
+    pollfd fds[3] = {{collector->events_fd(), POLLIN, 0}, {pidfd, POLLIN, 0}, {tee[0], POLLIN, 0}};
+    int n = poll(fds, 3, pidfd >= 0 ? -1 : 100);
     if (n < 0 && errno != EINTR) break;
     if (fds[0].revents) collector->poll_events(0);
+    if (tee[0] >= 0 && fds[2].revents && !traced_output.pump(tee[0])) {
+      close(tee[0]);
+      tee[0] = -1;
+    }
     if (pidfd < 0 || fds[1].revents) {
-      pid_t w = waitpid(child, &status, pidfd >= 0 ? 0 : WNOHANG);
+      pid_t w = waitpid(child, &status, WNOHANG);
       if (w == child) break;
     }
   }
+  auto traced_for = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (pidfd >= 0) close(pidfd);
+  if (tee[0] >= 0) {
+    traced_output.pump(tee[0]);
+    close(tee[0]);
+  }
   collector->poll_events(0);
 
   DrainOptions dopts;
@@ -169,6 +329,17 @@ int cmd_profile(const ProfileArgs& a) {
   }
   std::vector<Observation> obs = load_observations(*run_store, std::nullopt);
   Analysis analysis = analyze(obs, Rules::builtin());
+  if (a.minimize) {
+    collector.reset();  // the re-runs are not traced
+    Behaviour reference;
+    reference.exit_status = exit_status_of(status);
+    if (WIFSIGNALED(status)) reference.signal = WTERMSIG(status);
+    if (a.compare_output) {
+      reference.stdout_bytes = traced_output.bytes();
+      reference.stdout_sha256 = traced_output.finish();
+    }
+    if (!verify_by_runs(a, *who, analysis, reference, traced_for, first_exec, db_store.get())) return 1;
+  }
   std::ostream& out = a.output ? static_cast<std::ostream&>(outfile) : std::cerr;
   if (a.json) out << to_json(analysis).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else print_recommend_table(out, analysis);

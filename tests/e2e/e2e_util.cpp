@@ -169,19 +169,22 @@ bool Daemon::wait_ready(std::chrono::milliseconds timeout) {
   return false;
 }
 
-bool Daemon::flush() {
+bool Daemon::flush(std::string* status) {
   // Discard what was said before, so the STATUS awaited is the drain's.
   while (notify_.next(std::chrono::milliseconds(0))) {
   }
   kill(pid_, SIGUSR1);
-  return notify_.wait_for("STATUS=", std::chrono::seconds(30));
+  std::vector<std::string> seen;
+  if (!notify_.wait_for("STATUS=", std::chrono::seconds(30), &seen)) return false;
+  if (status) *status = seen.back();
+  return true;
 }
 
 void Daemon::signal(int sig) { kill(pid_, sig); }
 
-int Daemon::stop() {
+int Daemon::stop(int sig) {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
+  kill(pid_, sig);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,10 +75,12 @@ class Daemon {
   ~Daemon();
   // Waits for READY=1. False (with the log in *log) if the daemon exited.
   bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(60));
-  // Asks for a drain (SIGUSR1) and waits until the daemon says it is done.
-  bool flush();
-  // SIGTERM and wait: the exit code.
-  int stop();
+  // Asks for a drain (SIGUSR1) and waits until the daemon says it is done;
+  // *status gets that STATUS= message.
+  bool flush(std::string* status = nullptr);
+  // Sends `sig` (SIGTERM: a clean stop) and waits: the exit code, or minus
+  // the signal that ended it.
+  int stop(int sig = SIGTERM);
   void signal(int sig);
   pid_t pid() const { return pid_; }
   std::string log() const;

@@ -1,0 +1,255 @@
+// capaudit profile --minimize end to end: a trace cannot tell setuid(getuid())
+// from setuid(1), nor a capability a program uses only when it has it; runs
+// without each capability can.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "e2e_util.h"
+
+namespace capaudit::e2e {
+namespace {
+
+std::string real(const std::string& p) {
+  char buf[PATH_MAX];
+  return realpath(p.c_str(), buf) ? buf : p;
+}
+
+struct Minimized {
+  ProcessResult run;
+  nlohmann::json report;
+};
+
+Minimized minimize(const TempDir& dir, const std::vector<std::string>& command,
+                   const std::vector<std::string>& extra = {}) {
+  std::string out = dir.file("minimize.json");
+  std::vector<std::string> argv = {capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--json",
+                                   "--output", out};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back("--");
+  argv.insert(argv.end(), command.begin(), command.end());
+  Minimized m;
+  m.run = run(argv);
+  std::ifstream f(out);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  m.report = nlohmann::json::parse(ss.str(), nullptr, false);
+  return m;
+}
+
+const nlohmann::json* binary(const nlohmann::json& report, const std::string& path) {
+  if (!report.is_object() || !report.contains("binaries")) return nullptr;
+  for (auto& b : report["binaries"])
+    if (b.value("path", "") == path) return &b;
+  return nullptr;
+}
+
+std::vector<std::string> caps_of(const nlohmann::json& b) { return b["capabilities"].get<std::vector<std::string>>(); }
+
+// The verdict the runs gave one capability, "" when they did not try it.
+std::string verdict(const nlohmann::json& b, const std::string& cap) {
+  if (!b["verification"].is_object()) return "";
+  for (auto& c : b["verification"]["capabilities"])
+    if (c["capability"] == cap) return c["verified"];
+  return "";
+}
+
+// Every check line of the capability carries the same `verified`.
+void expect_check_lines(const nlohmann::json& b, const std::string& cap, const std::string& verified, bool required) {
+  bool seen = false;
+  for (auto& c : b["checks"]) {
+    if (c["capability"] != cap || c["verdict"] != "granted") continue;
+    seen = true;
+    EXPECT_EQ(c["verified"], verified) << c.dump(2);
+    EXPECT_EQ(c["required"], required) << c.dump(2);
+  }
+  EXPECT_TRUE(seen) << "no granted " << cap << " line in " << b.dump(2);
+}
+
+// A root-only file in a directory nobody may search.
+std::string secret_file(const TempDir& dir) {
+  std::string secret = dir.file("secret");
+  std::ofstream(secret) << "root only\n";
+  EXPECT_EQ(chmod(secret.c_str(), 0600), 0);
+  return secret;
+}
+
+TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = workload("setuid_self");
+  Minimized m = minimize(dir, {wl});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  const nlohmann::json* b = binary(m.report, real(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{}) << b->dump(2);
+  EXPECT_TRUE((*b)["setcap"].is_null());
+  EXPECT_EQ((*b)["source"], "verified");
+  EXPECT_EQ(verdict(*b, "cap_setuid"), "dropped") << b->dump(2);
+  EXPECT_EQ((*b)["verification"]["observed"], nlohmann::json::array({"cap_setuid"}));
+  EXPECT_TRUE((*b)["verification"]["baseline_ok"].get<bool>());
+  EXPECT_EQ((*b)["verification"]["runs"], 2);  // the baseline, then one without cap_setuid
+  expect_check_lines(*b, "cap_setuid", "dropped", false);
+}
+
+TEST(Minimize, SetuidToOtherUidKeepsCapSetuid) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = workload("setuid_other");
+  Minimized m = minimize(dir, {wl});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  const nlohmann::json* b = binary(m.report, real(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"}) << b->dump(2);
+  EXPECT_EQ((*b)["setcap"], "cap_setuid+ep");
+  EXPECT_EQ(verdict(*b, "cap_setuid"), "needed") << b->dump(2);
+  expect_check_lines(*b, "cap_setuid", "needed", true);
+}
+
+TEST(Minimize, CapabilityUsedOnlyWhenHeldIsDroppedByExitStatus) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = workload("read_if_possible");
+  Minimized m = minimize(dir, {wl, secret_file(dir)});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  EXPECT_EQ(m.run.out, "root only\n");  // the traced run's output is the user's
+  const nlohmann::json* b = binary(m.report, real(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ((*b)["verification"]["observed"], nlohmann::json::array({"cap_dac_read_search"})) << b->dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{}) << b->dump(2);
+  EXPECT_EQ(verdict(*b, "cap_dac_read_search"), "dropped");
+  EXPECT_FALSE((*b)["verification"]["compare_output"].get<bool>());
+}
+
+TEST(Minimize, CompareOutputKeepsCapabilityThatChangesOutput) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = workload("read_if_possible");
+  Minimized m = minimize(dir, {wl, secret_file(dir)}, {"--compare-output"});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  EXPECT_EQ(m.run.out, "root only\n");  // copied through, once
+  const nlohmann::json* b = binary(m.report, real(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_dac_read_search"}) << b->dump(2);
+  EXPECT_EQ(verdict(*b, "cap_dac_read_search"), "needed");
+  EXPECT_TRUE((*b)["verification"]["compare_output"].get<bool>());
+  expect_check_lines(*b, "cap_dac_read_search", "needed", true);
+}
+
+TEST(Minimize, RunBudgetLeavesCapabilitiesUnverified) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = workload("setuid_self");
+  Minimized m = minimize(dir, {wl}, {"--max-runs", "1"});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  const nlohmann::json* b = binary(m.report, real(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ((*b)["verification"]["runs"], 1);
+  EXPECT_EQ(verdict(*b, "cap_setuid"), "unverified") << b->dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});  // kept: no run showed otherwise
+  expect_check_lines(*b, "cap_setuid", "unverified", true);
+}
+
+TEST(Minimize, CommandThatChangesBetweenRunsIsNotVerified) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  // Succeeds the first time only: the baseline run cannot match.
+  std::string state = dir.file("state");
+  ASSERT_EQ(mkdir(state.c_str(), 0777), 0);
+  ASSERT_EQ(chmod(state.c_str(), 0777), 0);
+  std::string flag = state + "/ran";
+  std::string wl = workload("setuid_other");
+  Minimized m = minimize(dir, {"/bin/sh", "-c", "test -e " + flag + " && exit 3; touch " + flag + "; exec " + wl});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  EXPECT_NE(m.run.err.find("WARNING: nothing verified"), std::string::npos) << m.run.err;
+  const nlohmann::json* sh = binary(m.report, real("/bin/sh"));
+  ASSERT_TRUE(sh) << m.report.dump(2);
+  EXPECT_EQ((*sh)["source"], "observed");
+  EXPECT_FALSE((*sh)["verification"]["baseline_ok"].get<bool>());
+  EXPECT_EQ((*sh)["verification"]["runs"], 1);
+}
+
+TEST(Minimize, RecommendPrefersTheVerifiedSet) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string db = dir.file("v.db");
+  std::string self = workload("setuid_self"), other = workload("setuid_other");
+  auto r = run({capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--db", db, "--output",
+                dir.file("a.txt"), "--", self});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Observed only: cap_setuid stays, unverified.
+  r = run({capaudit_bin(), "profile", "--user", "nobody", "--db", db, "--output", dir.file("b.txt"), "--", other});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  auto rec = run({capaudit_bin(), "recommend", "--db", db, "--format", "json"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  auto j = nlohmann::json::parse(rec.out, nullptr, false);
+  const nlohmann::json* s = binary(j, real(self));
+  const nlohmann::json* o = binary(j, real(other));
+  ASSERT_TRUE(s && o) << rec.out;
+  EXPECT_EQ(caps_of(*s), std::vector<std::string>{}) << s->dump(2);
+  EXPECT_EQ((*s)["source"], "verified");
+  EXPECT_EQ((*s)["verification"]["runs"], 2);
+  EXPECT_EQ(caps_of(*o), std::vector<std::string>{"cap_setuid"});
+  EXPECT_EQ((*o)["source"], "observed");
+
+  auto table = run({capaudit_bin(), "recommend", "--db", db, "--binary", real(self)});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("source: verified by 2 runs"), std::string::npos) << table.out;
+
+  // report shows what was observed, whatever the runs said.
+  auto rep = run({capaudit_bin(), "report", "--db", db, "--binary", real(self), "--json"});
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  auto rj = nlohmann::json::parse(rep.out, nullptr, false);
+  ASSERT_TRUE(binary(rj, real(self))) << rep.out;
+  EXPECT_EQ(caps_of(*binary(rj, real(self))), std::vector<std::string>{"cap_setuid"});
+}
+
+TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string db = dir.file("v.db");
+  // A copy that is then changed: the verified set no longer describes it.
+  std::string copy = dir.file("setuid_self");
+  {
+    std::ifstream in(workload("setuid_self"), std::ios::binary);
+    std::ofstream out(copy, std::ios::binary);
+    out << in.rdbuf();
+  }
+  ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
+  auto r = run({capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--db", db, "--output",
+                dir.file("a.txt"), "--", copy});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ofstream(copy, std::ios::app) << "changed";
+  auto rec = run({capaudit_bin(), "recommend", "--db", db, "--binary", copy, "--format", "json"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  auto j = nlohmann::json::parse(rec.out, nullptr, false);
+  const nlohmann::json* b = binary(j, real(copy));
+  ASSERT_TRUE(b) << rec.out;
+  EXPECT_EQ((*b)["source"], "observed");
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});
+  EXPECT_NE((*b)["warnings"].dump().find("SHA-256 differs"), std::string::npos) << b->dump(2);
+}
+
+TEST(Minimize, UsageErrors) {
+  auto r = run({capaudit_bin(), "profile", "--minimize", "--", "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--minimize needs --user"), std::string::npos) << r.err;
+  r = run({capaudit_bin(), "profile", "--user", "nobody", "--compare-output", "--", "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--compare-output only applies with --minimize"), std::string::npos) << r.err;
+  r = run({capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--max-runs", "0", "--", "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--max-runs"), std::string::npos) << r.err;
+  r = run({capaudit_bin(), "profile", "--user", "root", "--minimize", "--", "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("other than root"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace capaudit::e2e
