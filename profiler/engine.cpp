@@ -64,6 +64,7 @@ struct RowState {
   uint64_t narrow_budget = 0;        // denied narrow row: uses not yet paired with a wide grant
   std::vector<std::string> evidence_for;  // denied narrow row: "cap_x at origin" it stands in for
   bool paired_but_wide_kept = false;      // denied narrow row paired with a wide grant that stays
+  const Rule* narrow_alt = nullptr;       // granted, and at every origin the narrow side of this alternative
 };
 
 // The decision one origin of a granted row gets from the table.
@@ -91,6 +92,7 @@ class BinaryAnalyzer {
         decide_granted(r);
       }
     }
+    drop_covered_narrows();
     // Denied rows last: whether they stand in for a wide grant is known now.
     for (RowState& r : rows_) {
       if (r.init_ns && r.check->row.f.ret != 0) decide_denied(r);
@@ -188,6 +190,10 @@ class BinaryAnalyzer {
   void decide_granted(RowState& r) {
     std::vector<SiteDecision> decisions;
     for (const Site& s : sites_of(*r.check)) decisions.push_back(decide_site(r, s));
+    if (std::all_of(decisions.begin(), decisions.end(), [&](const SiteDecision& d) {
+          return d.narrow_of && d.narrow_of == decisions.front().narrow_of;
+        }))
+      r.narrow_alt = decisions.front().narrow_of;
 
     bool any_alternative = std::any_of(decisions.begin(), decisions.end(),
                                        [](const SiteDecision& d) { return !d.alternatives.empty(); });
@@ -273,6 +279,24 @@ class BinaryAnalyzer {
     r.replaced_by = narrows;
     r.reasons.push_back(join(names, ", ") + " would do (" + join(whys, "; ") + "): recommended instead");
     return true;
+  }
+
+  // A narrow capability adds nothing when its wide alternative is needed
+  // anyway: the wide one passes the same check (generic_permission lets
+  // cap_dac_override do what cap_dac_read_search does).
+  void drop_covered_narrows() {
+    std::set<int> needed_anyway;
+    for (const RowState& r : rows_) {
+      if (r.init_ns && r.required && r.check->row.f.ret == 0 && !r.narrow_alt) needed_anyway.insert(r.check->row.f.cap);
+    }
+    for (RowState& r : rows_) {
+      if (!r.required || !r.narrow_alt) continue;
+      int wide = r.narrow_alt->caps.front();
+      if (!needed_anyway.count(wide)) continue;
+      r.required = false;
+      r.reasons = {"not needed: " + cap_name(wide) + ", needed for other uses anyway, passes the same check (" +
+                   r.narrow_alt->name + ")"};
+    }
   }
 
   static std::string first_origin(const RowState& r) {

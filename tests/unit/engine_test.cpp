@@ -239,6 +239,34 @@ TEST_P(EngineByAudit, ReadsAndWritesKeepDacOverrideAlone) {
   EXPECT_FALSE(narrow->required);
 }
 
+TEST_P(EngineByAudit, SearchGrantedAndWriteNeedOnlyDacOverride) {
+  // touch in a root-only directory with every capability: the lookup asks
+  // READ_SEARCH (granted), the create asks OVERRIDE; OVERRIDE alone does both.
+  auto r = run({Builder("/usr/bin/touch")
+                    .add({.cap = CAP_DAC_READ_SEARCH, .stacks = {{"generic_permission", "inode_permission"}},
+                          .audit = audit(true), .effective = kAllCaps, .syscall = SYS_openat})
+                    .add({.cap = CAP_DAC_OVERRIDE, .stacks = {{"generic_permission", "may_create"}},
+                          .audit = audit(true), .effective = kAllCaps, .syscall = SYS_openat})
+                    .build()});
+  const BinaryDecision& b = r.only();
+  EXPECT_EQ(names(b), Strings{"cap_dac_override"});
+  const CheckDecision* narrow = find(b, CAP_DAC_READ_SEARCH, true);
+  ASSERT_TRUE(narrow);
+  EXPECT_FALSE(narrow->required);
+  EXPECT_NE(narrow->reason.find("passes the same check"), std::string::npos) << narrow->reason;
+}
+
+TEST_P(EngineByAudit, ReadSearchOutsideGenericPermissionIsNotCovered) {
+  // open_by_handle_at asks CAP_DAC_READ_SEARCH alone: OVERRIDE does not stand in.
+  auto r = run({Builder("/usr/bin/handles")
+                    .add({.cap = CAP_DAC_READ_SEARCH, .stacks = {{"do_handle_open"}}, .audit = audit(true),
+                          .effective = kAllCaps})
+                    .add({.cap = CAP_DAC_OVERRIDE, .stacks = {{"generic_permission", "may_create"}},
+                          .audit = audit(true), .effective = kAllCaps})
+                    .build()});
+  EXPECT_EQ(names(r.only()), (Strings{"cap_dac_override", "cap_dac_read_search"}));
+}
+
 TEST_P(EngineByAudit, NarrowDeniedInAnotherSyscallIsNoEvidence) {
   uint64_t held = bits({CAP_DAC_OVERRIDE});
   auto r = run({Builder("/usr/bin/x")
