@@ -21,6 +21,9 @@ struct FileIdentity {
   std::string file_caps_text;     // "cap_net_raw+ep", "" when none
 };
 
+// Bytes as lower-case hex.
+std::string to_hex(const unsigned char* bytes, size_t len);
+
 // SHA-256 of a byte string, lower-case hex.
 std::string sha256_hex(std::string_view data);
 

@@ -20,15 +20,6 @@ void sort_by_name(std::vector<int>& caps) {
   caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
-}
-
 std::string times(uint64_t n) { return n == 1 ? "once" : std::to_string(n) + " times"; }
 
 // One origin of a check row, or the row itself when no stack was recorded
@@ -495,6 +486,15 @@ nlohmann::json cap_names_json(const std::vector<int>& caps) {
 }
 
 }  // namespace
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
+}
 
 std::string verification_name(Verification v) {
   switch (v) {

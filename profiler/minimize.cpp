@@ -69,15 +69,6 @@ std::string difference(const Behaviour& reference, const Behaviour& run, bool co
   return "behaved differently";
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
-}
-
 std::string names(const std::vector<int>& caps) {
   std::vector<std::string> n;
   for (int c : caps) n.push_back(cap_name(c));
@@ -551,13 +542,7 @@ std::string OutputDigest::finish() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; i++) {
-    out += digits[md[i] >> 4];
-    out += digits[md[i] & 15];
-  }
-  return out;
+  return to_hex(md, len);
 }
 
 }  // namespace capaudit

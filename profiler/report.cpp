@@ -31,15 +31,6 @@ std::string hex_byte(unsigned char c) {
   return {'\\', 'x', digits[c >> 4], digits[c & 15]};
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
-}
-
 template <typename T>
 std::string join_numbers(const std::vector<T>& v) {
   std::vector<std::string> parts;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -194,6 +195,36 @@ int Daemon::stop(int sig) {
 std::string Daemon::log() const { return slurp(log_path_); }
 
 std::string workload(const std::string& name) { return std::string(WORKLOAD_DIR) + "/" + name; }
+std::string read_file(const std::string& path) { return slurp(path); }
+
+std::string real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  return realpath(path.c_str(), buf) ? buf : path;
+}
+
+ProfileRun profile_as_nobody(const TempDir& dir, const std::vector<std::string>& command,
+                             const std::vector<std::string>& extra) {
+  std::string out = dir.file("profile.json");
+  std::vector<std::string> argv = {capaudit_bin(), "profile", "--user", "nobody", "--json", "--output", out};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back("--");
+  argv.insert(argv.end(), command.begin(), command.end());
+  ProfileRun p;
+  p.run = run(argv);
+  p.report = nlohmann::json::parse(slurp(out), nullptr, false);
+  return p;
+}
+
+const nlohmann::json* find_binary(const nlohmann::json& report, const std::string& path) {
+  if (!report.is_object() || !report.contains("binaries")) return nullptr;
+  for (auto& b : report["binaries"])
+    if (b.value("path", "") == path) return &b;
+  return nullptr;
+}
+
+std::vector<std::string> caps_of(const nlohmann::json& binary) {
+  return binary["capabilities"].get<std::vector<std::string>>();
+}
 std::string capaudit_bin() { return CAPAUDIT_BIN; }
 std::string capauditd_bin() { return CAPAUDITD_BIN; }
 

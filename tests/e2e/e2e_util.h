@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <csignal>
 #include <optional>
@@ -93,6 +95,20 @@ class Daemon {
 };
 
 std::string workload(const std::string& name);  // path of a test workload
+std::string read_file(const std::string& path);   // "" when unreadable
+std::string real_path(const std::string& path);   // realpath, or path itself
+
+// `capaudit profile --user nobody --json --output F [extra...] -- command`,
+// with the report F parsed (null JSON when it was not written).
+struct ProfileRun {
+  ProcessResult run;
+  nlohmann::json report;
+};
+ProfileRun profile_as_nobody(const TempDir& dir, const std::vector<std::string>& command,
+                             const std::vector<std::string>& extra = {});
+// The report's entry for `path`, or nullptr.
+const nlohmann::json* find_binary(const nlohmann::json& report, const std::string& path);
+std::vector<std::string> caps_of(const nlohmann::json& binary);
 std::string capaudit_bin();
 std::string capauditd_bin();
 

@@ -5,51 +5,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <climits>
 #include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "e2e_util.h"
 
 namespace capaudit::e2e {
 namespace {
 
-std::string real(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) ? buf : p;
+// profile --minimize as nobody: the shared harness with the flag added.
+ProfileRun minimize(const TempDir& dir, const std::vector<std::string>& command,
+                    const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> flags = {"--minimize"};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return profile_as_nobody(dir, command, flags);
 }
-
-struct Minimized {
-  ProcessResult run;
-  nlohmann::json report;
-};
-
-Minimized minimize(const TempDir& dir, const std::vector<std::string>& command,
-                   const std::vector<std::string>& extra = {}) {
-  std::string out = dir.file("minimize.json");
-  std::vector<std::string> argv = {capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--json",
-                                   "--output", out};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  argv.push_back("--");
-  argv.insert(argv.end(), command.begin(), command.end());
-  Minimized m;
-  m.run = run(argv);
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  m.report = nlohmann::json::parse(ss.str(), nullptr, false);
-  return m;
-}
-
-const nlohmann::json* binary(const nlohmann::json& report, const std::string& path) {
-  if (!report.is_object() || !report.contains("binaries")) return nullptr;
-  for (auto& b : report["binaries"])
-    if (b.value("path", "") == path) return &b;
-  return nullptr;
-}
-
-std::vector<std::string> caps_of(const nlohmann::json& b) { return b["capabilities"].get<std::vector<std::string>>(); }
 
 // The verdict the runs gave one capability, "" when they did not try it.
 std::string verdict(const nlohmann::json& b, const std::string& cap) {
@@ -83,9 +52,9 @@ TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string wl = workload("setuid_self");
-  Minimized m = minimize(dir, {wl});
+  ProfileRun m = minimize(dir, {wl});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
-  const nlohmann::json* b = binary(m.report, real(wl));
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{}) << b->dump(2);
   EXPECT_TRUE((*b)["setcap"].is_null());
@@ -101,9 +70,9 @@ TEST(Minimize, SetuidToOtherUidKeepsCapSetuid) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string wl = workload("setuid_other");
-  Minimized m = minimize(dir, {wl});
+  ProfileRun m = minimize(dir, {wl});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
-  const nlohmann::json* b = binary(m.report, real(wl));
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"}) << b->dump(2);
   EXPECT_EQ((*b)["setcap"], "cap_setuid+ep");
@@ -115,10 +84,10 @@ TEST(Minimize, CapabilityUsedOnlyWhenHeldIsDroppedByExitStatus) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string wl = workload("read_if_possible");
-  Minimized m = minimize(dir, {wl, secret_file(dir)});
+  ProfileRun m = minimize(dir, {wl, secret_file(dir)});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
   EXPECT_EQ(m.run.out, "root only\n");  // the traced run's output is the user's
-  const nlohmann::json* b = binary(m.report, real(wl));
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ((*b)["verification"]["observed"], nlohmann::json::array({"cap_dac_read_search"})) << b->dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{}) << b->dump(2);
@@ -130,10 +99,10 @@ TEST(Minimize, CompareOutputKeepsCapabilityThatChangesOutput) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string wl = workload("read_if_possible");
-  Minimized m = minimize(dir, {wl, secret_file(dir)}, {"--compare-output"});
+  ProfileRun m = minimize(dir, {wl, secret_file(dir)}, {"--compare-output"});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
   EXPECT_EQ(m.run.out, "root only\n");  // copied through, once
-  const nlohmann::json* b = binary(m.report, real(wl));
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_dac_read_search"}) << b->dump(2);
   EXPECT_EQ(verdict(*b, "cap_dac_read_search"), "needed");
@@ -145,9 +114,9 @@ TEST(Minimize, RunBudgetLeavesCapabilitiesUnverified) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string wl = workload("setuid_self");
-  Minimized m = minimize(dir, {wl}, {"--max-runs", "1"});
+  ProfileRun m = minimize(dir, {wl}, {"--max-runs", "1"});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
-  const nlohmann::json* b = binary(m.report, real(wl));
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ((*b)["verification"]["runs"], 1);
   EXPECT_EQ(verdict(*b, "cap_setuid"), "unverified") << b->dump(2);
@@ -164,10 +133,10 @@ TEST(Minimize, CommandThatChangesBetweenRunsIsNotVerified) {
   ASSERT_EQ(chmod(state.c_str(), 0777), 0);
   std::string flag = state + "/ran";
   std::string wl = workload("setuid_other");
-  Minimized m = minimize(dir, {"/bin/sh", "-c", "test -e " + flag + " && exit 3; touch " + flag + "; exec " + wl});
+  ProfileRun m = minimize(dir, {"/bin/sh", "-c", "test -e " + flag + " && exit 3; touch " + flag + "; exec " + wl});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
   EXPECT_NE(m.run.err.find("WARNING: nothing verified"), std::string::npos) << m.run.err;
-  const nlohmann::json* sh = binary(m.report, real("/bin/sh"));
+  const nlohmann::json* sh = find_binary(m.report, real_path("/bin/sh"));
   ASSERT_TRUE(sh) << m.report.dump(2);
   EXPECT_EQ((*sh)["source"], "observed");
   EXPECT_FALSE((*sh)["verification"]["baseline_ok"].get<bool>());
@@ -189,8 +158,8 @@ TEST(Minimize, RecommendPrefersTheVerifiedSet) {
   auto rec = run({capaudit_bin(), "recommend", "--db", db, "--format", "json"});
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
   auto j = nlohmann::json::parse(rec.out, nullptr, false);
-  const nlohmann::json* s = binary(j, real(self));
-  const nlohmann::json* o = binary(j, real(other));
+  const nlohmann::json* s = find_binary(j, real_path(self));
+  const nlohmann::json* o = find_binary(j, real_path(other));
   ASSERT_TRUE(s && o) << rec.out;
   EXPECT_EQ(caps_of(*s), std::vector<std::string>{}) << s->dump(2);
   EXPECT_EQ((*s)["source"], "verified");
@@ -198,16 +167,16 @@ TEST(Minimize, RecommendPrefersTheVerifiedSet) {
   EXPECT_EQ(caps_of(*o), std::vector<std::string>{"cap_setuid"});
   EXPECT_EQ((*o)["source"], "observed");
 
-  auto table = run({capaudit_bin(), "recommend", "--db", db, "--binary", real(self)});
+  auto table = run({capaudit_bin(), "recommend", "--db", db, "--binary", real_path(self)});
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("source: verified by 2 runs"), std::string::npos) << table.out;
 
   // report shows what was observed, whatever the runs said.
-  auto rep = run({capaudit_bin(), "report", "--db", db, "--binary", real(self), "--json"});
+  auto rep = run({capaudit_bin(), "report", "--db", db, "--binary", real_path(self), "--json"});
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
   auto rj = nlohmann::json::parse(rep.out, nullptr, false);
-  ASSERT_TRUE(binary(rj, real(self))) << rep.out;
-  EXPECT_EQ(caps_of(*binary(rj, real(self))), std::vector<std::string>{"cap_setuid"});
+  ASSERT_TRUE(find_binary(rj, real_path(self))) << rep.out;
+  EXPECT_EQ(caps_of(*find_binary(rj, real_path(self))), std::vector<std::string>{"cap_setuid"});
 }
 
 TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
@@ -229,7 +198,7 @@ TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
   auto rec = run({capaudit_bin(), "recommend", "--db", db, "--binary", copy, "--format", "json"});
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
   auto j = nlohmann::json::parse(rec.out, nullptr, false);
-  const nlohmann::json* b = binary(j, real(copy));
+  const nlohmann::json* b = find_binary(j, real_path(copy));
   ASSERT_TRUE(b) << rec.out;
   EXPECT_EQ((*b)["source"], "observed");
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});

@@ -6,10 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <climits>
 #include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "capnames.h"
 #include "e2e_util.h"
@@ -19,41 +16,6 @@ namespace capaudit::e2e {
 namespace {
 
 constexpr const char* kNobody = "65534";
-
-std::string real(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) ? buf : p;
-}
-
-struct Profiled {
-  ProcessResult run;
-  nlohmann::json report;
-};
-
-Profiled profile(const TempDir& dir, const std::vector<std::string>& command,
-                 const std::vector<std::string>& extra = {}) {
-  std::string out = dir.file("profile.json");
-  std::vector<std::string> argv = {capaudit_bin(), "profile", "--user", "nobody", "--json", "--output", out};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  argv.push_back("--");
-  argv.insert(argv.end(), command.begin(), command.end());
-  Profiled p;
-  p.run = run(argv);
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  p.report = nlohmann::json::parse(ss.str(), nullptr, false);
-  return p;
-}
-
-const nlohmann::json* binary(const nlohmann::json& report, const std::string& path) {
-  if (!report.is_object() || !report.contains("binaries")) return nullptr;
-  for (auto& b : report["binaries"])
-    if (b.value("path", "") == path) return &b;
-  return nullptr;
-}
-
-std::vector<std::string> caps_of(const nlohmann::json& b) { return b["capabilities"].get<std::vector<std::string>>(); }
 
 // Runs command as nobody holding exactly `caps` (setpriv, independent of
 // capaudit's own code), returning its exit code.
@@ -73,9 +35,9 @@ int run_with(const std::vector<std::string>& caps, const std::vector<std::string
 // Profiles, checks the set, and closes the loop.
 void check_workload(const TempDir& dir, const std::vector<std::string>& command,
                     const std::vector<std::string>& expected) {
-  Profiled p = profile(dir, command);
+  ProfileRun p = profile_as_nobody(dir, command);
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const nlohmann::json* b = binary(p.report, real(command[0]));
+  const nlohmann::json* b = find_binary(p.report, real_path(command[0]));
   ASSERT_TRUE(b) << "no entry for " << command[0] << " in " << p.report.dump(2);
   EXPECT_EQ(caps_of(*b), expected) << b->dump(2);
   if (expected.empty()) {
@@ -134,10 +96,10 @@ TEST(Profile, SethostnameInOwnUserNamespaceNeedsNothing) {
 TEST(Profile, PingAsNobodyNeedsExactlyNetRaw) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
-  std::string ping = real("/usr/bin/ping");
-  Profiled p = profile(dir, {ping, "-c1", "-W1", "127.0.0.1"});
+  std::string ping = real_path("/usr/bin/ping");
+  ProfileRun p = profile_as_nobody(dir, {ping, "-c1", "-W1", "127.0.0.1"});
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const nlohmann::json* b = binary(p.report, ping);
+  const nlohmann::json* b = find_binary(p.report, ping);
   ASSERT_TRUE(b) << p.report.dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_raw"}) << b->dump(2);
   EXPECT_EQ((*b)["setcap"], "cap_net_raw+ep");
@@ -162,7 +124,7 @@ TEST(Profile, DbStoresTheRunMarkedProfiled) {
   std::string err;
   auto s = Store::open(db, &err, true);
   ASSERT_TRUE(s) << err;
-  auto bins = s->binaries(real(workload("raw_socket")));
+  auto bins = s->binaries(real_path(workload("raw_socket")));
   ASSERT_EQ(bins.size(), 1u);
   uint64_t net_raw = 0;
   for (auto& c : s->checks(bins[0].id)) {
@@ -172,10 +134,10 @@ TEST(Profile, DbStoresTheRunMarkedProfiled) {
   }
   EXPECT_EQ(net_raw, 1u);
   // report reads what profile stored.
-  auto rep = run({capaudit_bin(), "report", "--db", db, "--binary", real(workload("raw_socket")), "--json"});
+  auto rep = run({capaudit_bin(), "report", "--db", db, "--binary", real_path(workload("raw_socket")), "--json"});
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
   auto j = nlohmann::json::parse(rep.out, nullptr, false);
-  const nlohmann::json* b = binary(j, real(workload("raw_socket")));
+  const nlohmann::json* b = find_binary(j, real_path(workload("raw_socket")));
   ASSERT_TRUE(b) << rep.out;
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_raw"});
 }

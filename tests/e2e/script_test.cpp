@@ -42,12 +42,6 @@ class RootDir {
   std::string path_;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void install_copy(const std::string& from, const std::string& to, const std::string& caps) {
   fs::copy_file(from, to, fs::copy_options::overwrite_existing);
@@ -95,7 +89,7 @@ std::string generate(const std::string& db, const std::string& script) {
   struct stat st {};
   EXPECT_EQ(stat(script.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  return slurp(script);
+  return read_file(script);
 }
 
 TEST(SetcapScript, HostileNamesAreQuotedAndNothingExecutes) {

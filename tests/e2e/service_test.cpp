@@ -13,17 +13,11 @@
 namespace capaudit::e2e {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The units as `cmake --install` writes them, but naming the binaries of
 // this build (verify insists that ExecStart= is executable).
 std::string install_unit(const TempDir& dir, const std::string& name) {
-  std::string text = slurp(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/" + name + ".in");
+  std::string text = read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/" + name + ".in");
   auto subst = [&](const std::string& var, const std::string& bin) {
     std::string dirname = bin.substr(0, bin.rfind('/'));
     for (size_t p; (p = text.find(var)) != std::string::npos;) text.replace(p, var.size(), dirname);
@@ -41,12 +35,12 @@ TEST(Service, UnitsPassSystemdAnalyzeVerify) {
   std::string daemon = install_unit(dir, "capauditd.service");
   std::string setcap = install_unit(dir, "capaudit-setcap.service");
   std::string timer = dir.file("capaudit-setcap.timer");
-  std::ofstream(timer) << slurp(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/capaudit-setcap.timer");
+  std::ofstream(timer) << read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/capaudit-setcap.timer");
   // verify also looks up Documentation=: point man at this tree's pages.
   for (const char* page : {"man8/capaudit.8", "man8/capauditd.8", "man5/capaudit.json.5"}) {
     std::string to = dir.file(std::string("man/") + page);
     std::filesystem::create_directories(to.substr(0, to.rfind('/')));
-    std::ofstream(to) << slurp(std::string(CAPAUDIT_SOURCE_DIR) + "/docs/" + (strrchr(page, '/') + 1));
+    std::ofstream(to) << read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/docs/" + (strrchr(page, '/') + 1));
   }
   auto r = run({"env", "MANPATH=" + dir.file("man"), "systemd-analyze", "verify", daemon, setcap, timer});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -66,7 +60,7 @@ TEST(Service, DaemonExposureScoreIsAtMostTwo) {
   RecordProperty("exposure", m[1]);
   EXPECT_LE(score, 2.0) << r.out;
   // The bounding set is what the daemon was measured to need.
-  std::string text = slurp(unit);
+  std::string text = read_file(unit);
   EXPECT_NE(text.find("CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_SYS_PTRACE CAP_SYSLOG CAP_DAC_READ_SEARCH\n"),
             std::string::npos);
 }
