@@ -105,8 +105,7 @@ void Daemon::start() {
   } catch (const CollectorError& e) {
     throw StartupError(e.what());
   }
-  for (const auto& a : collector_->passed_over())
-    spdlog::info("attach method '{}' passed over: {}", method_name(a.method), a.why);
+  // The collector has logged each method passed over and why.
   spdlog::info("attach method '{}' in use{}", method_name(collector_->method()),
                collector_->method() == AttachMethod::Tracepoint
                    ? " (no audit flag: audit vs non-audit comes from the stack origin)"
