@@ -153,9 +153,34 @@ static __always_inline void stat_inc(__u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+/*
+ * For per-CPU slots that only the cap_capable program writes (the counts
+ * map, CA_STAT_CHECKS), on every check: a plain add instead of a locked
+ * one, still exact. The kernel never lets a program run twice at once on
+ * one CPU: a run that would nest in another there (an interrupt), or start
+ * beside a preempted one (fexit runs are preemptible), is skipped and
+ * counted as a miss of the program. User space only reads. (While a
+ * restart replaces a pinned link, old and new programs overlap for an
+ * instant and checks are counted twice anyway.)
+ */
+static __always_inline void own_slot_inc(__u64 *v)
+{
+	*v += 1;
+}
+
+static __always_inline void stat_inc_own(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		own_slot_inc(v);
+}
+
 /* Adds one to a counter map entry, creating it at 1. Returns the value after
- * the add (this CPU's share for per-CPU maps), 0 when the map is full. */
-static __always_inline __u64 map_count(void *map, const void *key, bool *is_new)
+ * the add (this CPU's share for per-CPU maps), 0 when the map is full.
+ * own_percpu: a per-CPU map written only by the cap_capable program. */
+static __always_inline __u64 map_count(void *map, const void *key, bool *is_new,
+				       const bool own_percpu)
 {
 	__u64 one = 1, *val;
 	long err;
@@ -174,6 +199,10 @@ static __always_inline __u64 map_count(void *map, const void *key, bool *is_new)
 		val = bpf_map_lookup_elem(map, key);
 		if (!val)
 			return 0;
+	}
+	if (own_percpu) {
+		own_slot_inc(val);
+		return *val;
 	}
 	/* The fetched value is not used: that would need BPF atomics with
 	 * fetch (-mcpu=v3, Linux 5.12); re-reading is exact enough to decide
@@ -280,7 +309,7 @@ static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey,
 		return;
 	}
 	okey->stack_id = id;
-	if (!map_count(&origins, okey, &is_new))
+	if (!map_count(&origins, okey, &is_new, false))
 		stat_inc(CA_STAT_ORIGIN_DROPS);
 }
 
@@ -325,7 +354,7 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	bool is_new;
 	__u64 n;
 
-	stat_inc(CA_STAT_CHECKS);
+	stat_inc_own(CA_STAT_CHECKS);
 	if (only_tgid && tgid != only_tgid)
 		return;
 	if (follow_tracked) {
@@ -343,7 +372,7 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	okey.check.flags = flags;
 	fill_key(&okey.check, cred, target_ns, args_btf);
 
-	n = map_count(&counts, &okey.check, &is_new);
+	n = map_count(&counts, &okey.check, &is_new, true);
 	if (!n)
 		stat_inc(CA_STAT_COUNT_DROPS);
 	else if (should_sample(n, is_new))

@@ -33,17 +33,25 @@ enum ca_method {
 enum ca_key_flags {
 	CA_FLAG_INSETID = 1 << 0,   /* opts & CAP_OPT_INSETID */
 	CA_FLAG_KTHREAD = 1 << 1,   /* no mm: a kernel thread, comm identifies it */
-	CA_FLAG_NO_EXE = 1 << 2,    /* user task whose exe_file could not be read */
+	CA_FLAG_NO_EXE = 1 << 2,    /* user task whose exe_file could not be read: comm identifies it */
 };
 
 /*
  * One counted combination. Everything the profiler needs to tell checks
  * apart is here; anything per-event (pid, time) is not, so the key space
- * stays small and counting stays a single hash update.
+ * stays small and counting stays a single hash update. Every check hashes
+ * the whole key, so it is kept to 64 bytes: a task without an executable
+ * is named by its comm, in the place of the executable's identity.
  */
 struct ca_check_key {
-	__u64 exe_dev;         /* super_block->s_dev, kernel encoding (major << 20 | minor) */
-	__u64 exe_ino;
+	union {
+		struct {
+			__u64 exe_dev; /* super_block->s_dev, kernel encoding (major << 20 | minor) */
+			__u64 exe_ino;
+		};
+		/* CA_FLAG_KTHREAD and CA_FLAG_NO_EXE only, NUL-padded */
+		char comm[CA_COMM_LEN];
+	};
 	__u64 cgroup_id;
 	__u64 cap_effective;   /* cred->cap_effective, bit n = capability n */
 	__u32 uid;
@@ -57,7 +65,6 @@ struct ca_check_key {
 	__u8 flags;            /* enum ca_key_flags */
 	__u8 target_ns_level;  /* 0: the initial user namespace */
 	__u32 _pad;
-	char comm[CA_COMM_LEN]; /* kernel threads (and CA_FLAG_NO_EXE) only; zero for user tasks */
 };
 
 /* Origins are sampled, so a key may have several stacks; samples is how
@@ -114,7 +121,8 @@ enum ca_track_state {
  * Pinned state (the one-entry ARRAY map `meta`, user space only): tells a
  * restarted collector whether the maps and link an earlier run left pinned
  * can be adopted. Bump CA_LAYOUT_REVISION whenever a pinned map's key or
- * value changes meaning without changing size.
+ * value changes meaning without changing size, and whenever ca_exec_event
+ * changes at all (the exec_events ring buffer is pinned too).
  */
 #define CA_LAYOUT_REVISION 1
 #define CA_LAYOUT_VERSION \

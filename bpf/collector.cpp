@@ -194,14 +194,18 @@ std::string method_sections(capaudit_bpf* s, AttachMethod m) {
 
 // ---- pinning -------------------------------------------------------------------
 
-// Maps whose contents must survive the daemon; the pinned program writes
-// into them, so a restart reads on where the last run stopped.
+// Maps whose contents must survive the daemon; the pinned programs write
+// into them, so a restart reads on where the last run stopped. exec_events
+// too: execs made while the daemon is down wait there to name their
+// binaries (as many as its 256 KiB hold).
 struct PinnedMap {
   const char* name;
   bpf_map* of(capaudit_bpf* s) const { return bpf_object__find_map_by_name(s->obj, name); }
 };
-constexpr PinnedMap kPinnedMaps[] = {{"counts"}, {"origins"}, {"stacks"},
-                                     {"stats"},  {"tracked"}, {"meta"}};
+constexpr PinnedMap kPinnedMaps[] = {{"counts"}, {"origins"}, {"stacks"},      {"stats"},
+                                     {"tracked"}, {"meta"},   {"exec_events"}};
+// The link of the exec program (tp_btf/sched_process_exec).
+constexpr const char* kExecLinkPin = "link_exec";
 
 std::vector<std::string> link_pin_names(AttachMethod m) {
   switch (m) {
@@ -220,6 +224,7 @@ std::vector<std::string> all_pin_names() {
   for (const auto& pm : kPinnedMaps) v.emplace_back(pm.name);
   for (AttachMethod m : kMethodPreference)
     for (auto& n : link_pin_names(m)) v.push_back(n);
+  v.emplace_back(kExecLinkPin);
   return v;
 }
 
@@ -322,7 +327,9 @@ PinPlan prepare_pins(const std::string& dir) {
       plan.meta = m;
   }
   if (!why.empty()) {
-    spdlog::warn("collector: pins in {} are incompatible ({}); removing them, counting starts fresh",
+    spdlog::warn("collector: pins in {} were left by an incompatible capaudit ({}): this version cannot "
+                 "read the counts they hold since that run's last drain; removing them, counting starts "
+                 "afresh",
                  dir, why);
     plan.maps.clear();
     plan.meta.reset();
@@ -411,6 +418,7 @@ struct Loaded {
   std::vector<LinkPtr> task_links;
   bool exec_events = false;
   bool adopted = false;
+  bool exec_adopted = false;
 };
 
 struct Attempt {
@@ -481,7 +489,21 @@ Attempt try_method(const CollectorOptions& o, LoadPlan lp) {
         out->cap_links.push_back(std::move(l));
       }
     }
-    if (lp.task_programs) {
+    if (lp.task_programs && out->adopted && !o.follow_tracked) {
+      // The exec program pinned with the adopted link was loaded with the
+      // same settings and writes into the pinned ring buffer: keeping it
+      // keeps the execs queued while the daemon was down, in order.
+      std::string p = lp.pins->dir + "/" + kExecLinkPin;
+      if (path_exists(p)) {
+        if (LinkPtr l(bpf_link__open(p.c_str())); l) {
+          out->task_links.push_back(std::move(l));
+          out->exec_adopted = out->exec_events = true;
+        } else {
+          spdlog::info("collector: cannot adopt pinned link {}: {}", p, errno_text(errno));
+        }
+      }
+    }
+    if (lp.task_programs && !out->exec_adopted) {
       for (bpf_program* p : task_programs(s.get())) {
         if (!bpf_program__autoload(p)) continue;
         LinkPtr l(bpf_program__attach(p));
@@ -528,6 +550,7 @@ struct Collector::Impl {
   std::vector<MethodAttempt> passed_over;
   bool old_audit = false;
   bool adopted = false;
+  bool exec_adopted = false;
   bool pinned = false;
   int ncpus = 1;
   std::function<void(const ca_exec_event&)> exec_cb;
@@ -584,6 +607,17 @@ void Collector::Impl::pin_state(const PinPlan& plan) {
       // links: counting then stops with the daemon.
       if (int err = bpf_link__pin(cap_links[i].get(), p.c_str()))
         spdlog::warn("collector: pinning link {} failed ({}); counting will stop with this process",
+                     p, errno_text(err));
+    }
+  }
+  if (!exec_adopted && !opts.follow_tracked) {
+    // Likewise: an exec is briefly reported twice rather than missed.
+    std::string p = dir + "/" + kExecLinkPin;
+    unlink(p.c_str());
+    if (!task_links.empty()) {
+      if (int err = bpf_link__pin(task_links.front().get(), p.c_str()))
+        spdlog::warn("collector: pinning link {} failed ({}); execs made while the daemon is down will "
+                     "not name their binaries",
                      p, errno_text(err));
     }
   }
@@ -678,6 +712,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->passed_over = std::move(passed);
   impl->old_audit = old_audit;
   impl->adopted = loaded->adopted;
+  impl->exec_adopted = loaded->exec_adopted;
   int ncpus = libbpf_num_possible_cpus();
   impl->ncpus = ncpus > 0 ? ncpus : 1;
 
@@ -770,6 +805,7 @@ bool Collector::track_process(uint32_t tgid) {
 void Collector::unpin() {
   // Closing the last reference to a link detaches it; the pin was one.
   impl_->cap_links.clear();
+  impl_->task_links.clear();
   if (!impl_->pinned) return;
   const std::string& dir = impl_->opts.pin_dir;
   remove_pins(dir);

@@ -1,4 +1,5 @@
-# Builds bpf/capaudit.bpf.c into an object and a bpftool skeleton.
+# Builds BPF C sources (bpf/capaudit.bpf.c, the benchmarks' own) into objects and
+# bpftool skeletons.
 # vmlinux.h is generated from the build machine's BTF: CO-RE relocations make
 # the object independent of the kernel it was built against (see
 # docs/building.md). CAPAUDIT_VMLINUX_BTF points at another BTF file.
@@ -25,23 +26,42 @@ add_custom_command(
   COMMENT "Generating vmlinux.h from ${CAPAUDIT_VMLINUX_BTF}"
   VERBATIM)
 
-add_custom_command(
-  OUTPUT ${CAPAUDIT_BPF_OUT}/capaudit.bpf.o
-  COMMAND ${CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${CAPAUDIT_BPF_ARCH}
-          -I${CAPAUDIT_BPF_OUT} -I${CMAKE_SOURCE_DIR}/bpf
-          -Wall -Wno-unused-function
-          -c ${CMAKE_SOURCE_DIR}/bpf/capaudit.bpf.c -o ${CAPAUDIT_BPF_OUT}/capaudit.bpf.o
-  DEPENDS ${CMAKE_SOURCE_DIR}/bpf/capaudit.bpf.c ${CMAKE_SOURCE_DIR}/bpf/capaudit.h
-          ${CAPAUDIT_BPF_OUT}/vmlinux.h
-  COMMENT "Compiling capaudit.bpf.c"
-  VERBATIM)
+# capaudit_bpf_skeleton(TARGET <target> NAME <name> SOURCE <file.bpf.c> OUT <dir>
+#                       [DEPENDS <file>...])
+# Compiles SOURCE into OUT/<name>.bpf.o and a bpftool skeleton OUT/<name>.skel.h
+# (struct <name>_bpf), built by the custom target TARGET. A generated file may
+# have its rule in one directory only, so elsewhere vmlinux.h is reached
+# through the capaudit_skel target.
+function(capaudit_bpf_skeleton)
+  cmake_parse_arguments(ARG "" "TARGET;NAME;SOURCE;OUT" "DEPENDS" ${ARGN})
+  set(deps ${ARG_SOURCE} ${ARG_DEPENDS})
+  if(CMAKE_CURRENT_SOURCE_DIR STREQUAL CMAKE_SOURCE_DIR)
+    list(APPEND deps ${CAPAUDIT_BPF_OUT}/vmlinux.h)
+  endif()
+  file(MAKE_DIRECTORY ${ARG_OUT})
+  get_filename_component(src_name ${ARG_SOURCE} NAME)
+  add_custom_command(
+    OUTPUT ${ARG_OUT}/${ARG_NAME}.bpf.o
+    COMMAND ${CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${CAPAUDIT_BPF_ARCH}
+            -I${CAPAUDIT_BPF_OUT} -I${CMAKE_SOURCE_DIR}/bpf
+            -Wall -Wno-unused-function
+            -c ${ARG_SOURCE} -o ${ARG_OUT}/${ARG_NAME}.bpf.o
+    DEPENDS ${deps}
+    COMMENT "Compiling ${src_name}"
+    VERBATIM)
+  add_custom_command(
+    OUTPUT ${ARG_OUT}/${ARG_NAME}.skel.h
+    COMMAND sh -c "${BPFTOOL} gen skeleton ${ARG_OUT}/${ARG_NAME}.bpf.o name ${ARG_NAME}_bpf > ${ARG_OUT}/${ARG_NAME}.skel.h.tmp"
+    COMMAND ${CMAKE_COMMAND} -E rename ${ARG_OUT}/${ARG_NAME}.skel.h.tmp ${ARG_OUT}/${ARG_NAME}.skel.h
+    DEPENDS ${ARG_OUT}/${ARG_NAME}.bpf.o
+    COMMENT "Generating ${ARG_NAME}.skel.h"
+    VERBATIM)
+  add_custom_target(${ARG_TARGET} DEPENDS ${ARG_OUT}/${ARG_NAME}.skel.h)
+  if(NOT CMAKE_CURRENT_SOURCE_DIR STREQUAL CMAKE_SOURCE_DIR)
+    add_dependencies(${ARG_TARGET} capaudit_skel)
+  endif()
+endfunction()
 
-add_custom_command(
-  OUTPUT ${CAPAUDIT_BPF_OUT}/capaudit.skel.h
-  COMMAND sh -c "${BPFTOOL} gen skeleton ${CAPAUDIT_BPF_OUT}/capaudit.bpf.o name capaudit_bpf > ${CAPAUDIT_BPF_OUT}/capaudit.skel.h.tmp"
-  COMMAND ${CMAKE_COMMAND} -E rename ${CAPAUDIT_BPF_OUT}/capaudit.skel.h.tmp ${CAPAUDIT_BPF_OUT}/capaudit.skel.h
-  DEPENDS ${CAPAUDIT_BPF_OUT}/capaudit.bpf.o
-  COMMENT "Generating capaudit.skel.h"
-  VERBATIM)
-
-add_custom_target(capaudit_skel DEPENDS ${CAPAUDIT_BPF_OUT}/capaudit.skel.h)
+capaudit_bpf_skeleton(TARGET capaudit_skel NAME capaudit
+                      SOURCE ${CMAKE_SOURCE_DIR}/bpf/capaudit.bpf.c OUT ${CAPAUDIT_BPF_OUT}
+                      DEPENDS ${CMAKE_SOURCE_DIR}/bpf/capaudit.h)

@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -85,10 +86,6 @@ void Daemon::start() {
                   db_err);
   }
 
-  std::string kerr;
-  syms_ = Kallsyms::load(config_.kallsyms, &kerr);
-  if (!syms_) spdlog::warn("kernel stacks will be stored unsymbolised: {}", kerr);
-
   paths_ = std::make_unique<ExePathResolver>();
   size_t known = paths_->scan_proc();
   spdlog::debug("learned {} executables from /proc", known);
@@ -105,6 +102,14 @@ void Daemon::start() {
   } catch (const CollectorError& e) {
     throw StartupError(e.what());
   }
+  // Loading BPF parses the kernel's BTF (megabytes, freed again): give that
+  // memory back before the symbol table takes its share, so the peak is
+  // the larger of the two, not their sum.
+  malloc_trim(0);
+  std::string kerr;
+  syms_ = Kallsyms::load(config_.kallsyms, &kerr);
+  if (!syms_) spdlog::warn("kernel stacks will be stored unsymbolised: {}", kerr);
+
   // The collector has logged each method passed over and why.
   spdlog::info("attach method '{}' in use{}", method_name(collector_->method()),
                collector_->method() == AttachMethod::Tracepoint
@@ -122,7 +127,11 @@ void Daemon::start() {
   if (store_) attach_store();
 
   if (!setup_fds()) throw StartupError(std::string("event loop setup failed: ") + std::strerror(errno));
-  if (collector_->adopted_pins()) drain_now("adopted pins");
+  if (collector_->adopted_pins()) {
+    // Execs queued while the daemon was down name their binaries first.
+    collector_->poll_events(0);
+    drain_now("adopted pins");
+  }
   sd_notify(0, "READY=1");
   update_status();
   spdlog::info("ready: draining every {} s", config_.drain_interval_sec);

@@ -65,7 +65,8 @@ void Drainer::resume(bool adopted_kernel_maps) {
 
 Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
   Resolved r;
-  if (k.flags & CA_FLAG_KTHREAD) {
+  // No executable to name these: their comm takes its place in the key.
+  if (k.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) {
     r.ready = true;
     r.key.comm = comm_of(k);
     return r;
@@ -160,7 +161,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   for (const auto& c : snap.counts) {
     auto it = written_.find(key_bytes('c', &c.key, sizeof c.key));
     if (it != written_.end() && it->second == c.count) continue;
-    if (!(c.key.flags & CA_FLAG_KTHREAD) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino})) {
+    if (!(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) &&
+        !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino})) {
       paths_.scan_proc();
       break;
     }

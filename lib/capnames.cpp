@@ -39,13 +39,41 @@ int read_kernel_last_cap() {
 
 }  // namespace
 
-std::string cap_name(int cap) {
+namespace {
+
+std::string make_cap_name(int cap) {
   if (cap >= 0) {
     if (const char* name = capng_capability_to_name(static_cast<unsigned>(cap))) {
       return "cap_" + lower(name);
     }
   }
   return "cap_" + std::to_string(cap);
+}
+
+// Names of every bit, and the bits in name order: a report over thousands
+// of binaries names the same few dozen capabilities again and again.
+struct NameTable {
+  std::string names[kMaxCapBits];
+  int by_name[kMaxCapBits];
+  NameTable() {
+    for (int cap = 0; cap < kMaxCapBits; ++cap) {
+      names[cap] = make_cap_name(cap);
+      by_name[cap] = cap;
+    }
+    std::sort(by_name, by_name + kMaxCapBits, [this](int a, int b) { return names[a] < names[b]; });
+  }
+};
+
+const NameTable& name_table() {
+  static const NameTable table;
+  return table;
+}
+
+}  // namespace
+
+std::string cap_name(int cap) {
+  if (cap >= 0 && cap < kMaxCapBits) return name_table().names[cap];
+  return make_cap_name(cap);
 }
 
 std::optional<int> cap_from_name(std::string_view name) {
@@ -72,11 +100,11 @@ int last_cap() {
 }
 
 std::vector<std::string> cap_set_names(uint64_t set) {
+  const NameTable& t = name_table();
   std::vector<std::string> names;
-  for (int cap = 0; cap < kMaxCapBits; ++cap) {
-    if (set & (uint64_t{1} << cap)) names.push_back(cap_name(cap));
+  for (int cap : t.by_name) {
+    if (set & (uint64_t{1} << cap)) names.push_back(t.names[cap]);
   }
-  std::sort(names.begin(), names.end());
   return names;
 }
 

@@ -224,12 +224,33 @@ std::string unknown_key_message(std::string_view key) {
 
 ConfigResult parse_config(const std::string& text, const std::string& name_for_errors) {
   const std::string& name = name_for_errors;
+  // The JSON parser takes a NUL byte for the end of the text, while the key
+  // scanner below reads on: the two would disagree about what the file says.
+  if (size_t nul = text.find('\0'); nul != std::string::npos) {
+    return {std::nullopt, name + ":" + std::to_string(1 + std::count(text.begin(), text.begin() + nul, '\n')) +
+                              ": a NUL byte: not a text file"};
+  }
   json doc;
   try {
     doc = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/true,
                       /*ignore_comments=*/false);
   } catch (const json::parse_error& e) {
     return {std::nullopt, syntax_error(e, text, name)};
+  } catch (const json::exception& e) {
+    // A number too large for any JSON number type ("1e999"): nlohmann
+    // names the literal but not where it is.
+    std::string_view what = e.what();
+    std::string literal;
+    if (size_t q = what.find('\''); q != std::string_view::npos) {
+      size_t q2 = what.find('\'', q + 1);
+      if (q2 != std::string_view::npos) literal = std::string(what.substr(q + 1, q2 - q - 1));
+    }
+    size_t at = literal.empty() ? std::string::npos : text.find(literal);
+    std::string where = at == std::string::npos
+                            ? ""
+                            : ":" + std::to_string(1 + std::count(text.begin(), text.begin() + at, '\n'));
+    return {std::nullopt, name + where + ": " +
+                              (literal.empty() ? std::string(what) : "number out of range: " + literal)};
   }
   if (!doc.is_object()) {
     return {std::nullopt, name + ":" + std::to_string(line_of_first_token(text)) +
@@ -255,7 +276,9 @@ ConfigResult parse_config(const std::string& text, const std::string& name_for_e
     auto it = std::find_if(table.begin(), table.end(),
                            [&](const auto& entry) { return entry.first == occ.key; });
     if (it == table.end()) return fail(unknown_key_message(occ.key));
-    const json& value = doc.at(occ.key);
+    auto found = doc.find(occ.key);
+    if (found == doc.end()) return fail("not understood here (is it inside a string or a comment?)");
+    const json& value = *found;
     if (std::string complaint = it->second(value, config); !complaint.empty()) {
       return fail(complaint);
     }

@@ -43,34 +43,6 @@ std::string hex_addr(uint64_t addr) {
   return std::string(buf.data(), res.ptr);
 }
 
-// /proc files report size 0, so read until EOF rather than trusting fstat.
-bool read_whole_file(const std::string& path, std::string* out, int* err_no) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *err_no = errno;
-    return false;
-  }
-  // /proc/kallsyms is several MB; grow geometrically to keep copies few.
-  constexpr size_t kMinFree = 64 * 1024;
-  out->assign(4 << 20, '\0');
-  size_t used = 0;
-  for (;;) {
-    if (out->size() - used < kMinFree) out->resize(out->size() * 2);
-    ssize_t n = ::read(fd, out->data() + used, out->size() - used);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err_no = errno;
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out->resize(used);
-  return true;
-}
-
 bool starts_with_hex16(std::string_view s) {
   if (s.size() < 16) return false;
   return std::all_of(s.begin(), s.begin() + 16, [](char c) {
@@ -80,51 +52,113 @@ bool starts_with_hex16(std::string_view s) {
 
 }  // namespace
 
-Kallsyms Kallsyms::from_text(std::string_view text) {
-  Kallsyms k;
-  k.syms_.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
-  const char* p = text.data();
-  const char* const text_end = p + text.size();
-  while (p < text_end) {
-    const char* eol = static_cast<const char*>(std::memchr(p, '\n', text_end - p));
-    if (!eol) eol = text_end;
+// Parses lines into a Kallsyms, a chunk at a time, so the multi-megabyte
+// file never has to be in memory whole.
+class Kallsyms::Builder {
+ public:
+  // Every complete line of text; returns how much of it was consumed.
+  size_t feed(std::string_view text) {
+    const char* p = text.data();
+    const char* const text_end = p + text.size();
+    while (p < text_end) {
+      const char* eol = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(text_end - p)));
+      if (!eol) break;
+      line(p, eol);
+      p = eol + 1;
+    }
+    return static_cast<size_t>(p - text.data());
+  }
+  // The last line when the text does not end with a newline.
+  void finish(std::string_view rest) {
+    if (!rest.empty()) line(rest.data(), rest.data() + rest.size());
+  }
+  Kallsyms take() {
+    // The kernel lists in address order, so the sort is usually skipped; it
+    // is stable so that among aliases at one address the first listed wins.
+    auto by_addr = [](const Sym& a, const Sym& b) { return a.addr < b.addr; };
+    if (!std::is_sorted(k_.syms_.begin(), k_.syms_.end(), by_addr))
+      std::stable_sort(k_.syms_.begin(), k_.syms_.end(), by_addr);
+    k_.syms_.shrink_to_fit();
+    k_.names_.shrink_to_fit();
+    return std::move(k_);
+  }
+
+ private:
+  void line(const char* p, const char* eol) {
     std::string_view addr_s = next_field(p, eol);
     std::string_view type_s = next_field(p, eol);
     std::string_view name = next_field(p, eol);
     std::string_view module = next_field(p, eol);
-    p = eol + 1;
-
-    if (addr_s.empty() || type_s.size() != 1 || name.empty()) continue;
-    if (!is_text_type(type_s[0])) continue;
+    if (addr_s.empty() || type_s.size() != 1 || name.empty()) return;
+    if (!is_text_type(type_s[0])) return;
     uint64_t addr = 0;
     auto res = std::from_chars(addr_s.data(), addr_s.data() + addr_s.size(), addr, 16);
-    if (res.ec != std::errc() || res.ptr != addr_s.data() + addr_s.size()) continue;
+    if (res.ec != std::errc() || res.ptr != addr_s.data() + addr_s.size()) return;
     // kptr_restrict shows every address as zero: nothing can be located.
-    if (addr == 0) continue;
+    if (addr == 0) return;
     if (module.size() >= 2 && module.front() == '[' && module.back() == ']') {
       module = module.substr(1, module.size() - 2);
     } else {
       module = {};
     }
-    k.syms_.push_back(Sym{addr, std::string(name), std::string(module)});
+    if (name.size() > UINT16_MAX || k_.names_.size() + name.size() > UINT32_MAX) return;
+    Sym sym{addr, static_cast<uint32_t>(k_.names_.size()), static_cast<uint16_t>(name.size()), module_index(module)};
+    k_.names_.append(name);
+    k_.syms_.push_back(sym);
   }
-  // The kernel lists in address order, so the sort is usually skipped; it is
-  // stable so that among aliases at one address the first listed wins.
-  auto by_addr = [](const Sym& a, const Sym& b) { return a.addr < b.addr; };
-  if (!std::is_sorted(k.syms_.begin(), k.syms_.end(), by_addr)) {
-    std::stable_sort(k.syms_.begin(), k.syms_.end(), by_addr);
+  uint16_t module_index(std::string_view module) {
+    // Modules are listed together: the last one asked is nearly always it.
+    if (k_.modules_[last_module_] == module) return last_module_;
+    for (size_t i = 0; i < k_.modules_.size(); i++)
+      if (k_.modules_[i] == module) return last_module_ = static_cast<uint16_t>(i);
+    if (k_.modules_.size() > UINT16_MAX) return 0;
+    k_.modules_.emplace_back(module);
+    return last_module_ = static_cast<uint16_t>(k_.modules_.size() - 1);
   }
-  return k;
+
+  Kallsyms k_ = [] {
+    Kallsyms k;
+    k.modules_.emplace_back();
+    return k;
+  }();
+  uint16_t last_module_ = 0;
+};
+
+Kallsyms Kallsyms::from_text(std::string_view text) {
+  Builder b;
+  size_t used = b.feed(text);
+  b.finish(text.substr(used));
+  return b.take();
 }
 
 std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err) {
-  std::string text;
-  int err_no = 0;
-  if (!read_whole_file(path, &text, &err_no)) {
-    if (err) *err = path + ": " + std::strerror(err_no);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (err) *err = path + ": " + std::strerror(errno);
     return std::nullopt;
   }
-  Kallsyms k = from_text(text);
+  // /proc files report size 0: read until EOF, a chunk at a time.
+  Builder b;
+  std::string buf(256 * 1024, '\0');
+  size_t have = 0;
+  for (;;) {
+    if (have == buf.size()) buf.resize(buf.size() * 2);  // a line longer than the buffer
+    ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (err) *err = path + ": " + std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+    size_t used = b.feed(std::string_view(buf.data(), have));
+    std::memmove(buf.data(), buf.data() + used, have - used);
+    have -= used;
+  }
+  ::close(fd);
+  b.finish(std::string_view(buf.data(), have));
+  Kallsyms k = b.take();
   if (k.syms_.empty()) {
     if (err) {
       *err = path + ": no symbol with a non-zero address (kptr_restrict hides them "
@@ -154,12 +188,12 @@ std::string Kallsyms::symbolize(uint64_t addr) const {
   uint64_t off = 0;
   const Sym* sym = find(addr, &off);
   if (!sym) return hex_addr(addr);
-  std::string out = sym->name;
+  std::string out(name(*sym));
   out += '+';
   out += hex_addr(off);
-  if (!sym->module.empty()) {
+  if (sym->module != 0) {
     out += " [";
-    out += sym->module;
+    out += modules_[sym->module];
     out += ']';
   }
   return out;
@@ -169,7 +203,7 @@ std::string Kallsyms::function(uint64_t addr) const {
   uint64_t off = 0;
   const Sym* sym = find(addr, &off);
   if (!sym) return {};
-  return std::string(bare_function_name(sym->name));
+  return std::string(bare_function_name(name(*sym)));
 }
 
 std::string_view bare_function_name(std::string_view symbol) {

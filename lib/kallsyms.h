@@ -27,15 +27,22 @@ class Kallsyms {
   size_t size() const { return syms_.size(); }
 
  private:
+  // 16 bytes a symbol, names in one arena: a kernel has 120k+ text
+  // symbols, and as strings they made up half of capauditd's memory.
   struct Sym {
     uint64_t addr;
-    std::string name;
-    std::string module;
+    uint32_t name_off;  // into names_
+    uint16_t name_len;
+    uint16_t module;    // index into modules_; 0: the kernel image
   };
+  class Builder;
   // Nearest symbol at or below addr; nullptr beyond a region's last symbol
   // by more than any function could span.
   const Sym* find(uint64_t addr, uint64_t* offset) const;
-  std::vector<Sym> syms_;  // sorted by addr; text symbols only
+  std::string_view name(const Sym& s) const { return {names_.data() + s.name_off, s.name_len}; }
+  std::vector<Sym> syms_;             // sorted by addr; text symbols only
+  std::string names_;
+  std::vector<std::string> modules_;  // [0] is "" (the kernel image)
 };
 
 // "do_execveat_common.isra.0" -> "do_execveat_common": the clone suffixes

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 
 namespace capaudit {
 
@@ -620,6 +621,54 @@ std::vector<BinaryRow> Store::binaries(const std::optional<std::string>& path) {
   return out;
 }
 
+namespace {
+
+// Columns check_id, stack_id, origin, (frames), samples of the origins SELECTs.
+OriginRow read_origin_row(sqlite3_stmt* st) {
+  OriginRow o;
+  o.check_id = sqlite3_column_int64(st, 0);
+  o.stack_id = sqlite3_column_int64(st, 1);
+  o.origin = column_text(st, 2);
+  o.samples = from_sql(sqlite3_column_int64(st, 4));
+  return o;
+}
+
+std::vector<std::string> parse_frames(const std::string& text) {
+  std::vector<std::string> out;
+  auto frames = nlohmann::json::parse(text, nullptr, false);
+  if (frames.is_array())
+    for (auto& f : frames)
+      if (f.is_string()) out.push_back(f.get<std::string>());
+  return out;
+}
+
+// One row of the checks SELECTs below, whose columns are in this order.
+CheckRow read_check_row(sqlite3_stmt* st) {
+  CheckRow c;
+  c.id = sqlite3_column_int64(st, 0);
+  c.binary_id = sqlite3_column_int64(st, 1);
+  c.f.cap = sqlite3_column_int(st, 2);
+  c.f.ret = sqlite3_column_int(st, 3);
+  int audit = sqlite3_column_int(st, 4);
+  c.f.audit = audit == 0 ? Audit::No : audit == 1 ? Audit::Yes : Audit::Unknown;
+  c.f.insetid = sqlite3_column_int(st, 5) != 0;
+  c.f.uid = static_cast<uint32_t>(sqlite3_column_int64(st, 6));
+  c.f.euid = static_cast<uint32_t>(sqlite3_column_int64(st, 7));
+  c.f.syscall = sqlite3_column_int(st, 8);
+  c.f.target_ns_inum = static_cast<uint32_t>(sqlite3_column_int64(st, 9));
+  c.f.target_ns_level = static_cast<uint32_t>(sqlite3_column_int64(st, 10));
+  c.f.cred_ns_inum = static_cast<uint32_t>(sqlite3_column_int64(st, 11));
+  c.f.cgroup_id = from_sql(sqlite3_column_int64(st, 12));
+  c.f.cap_effective = from_sql(sqlite3_column_int64(st, 13));
+  c.f.profiled = sqlite3_column_int(st, 14) != 0;
+  c.count = from_sql(sqlite3_column_int64(st, 15));
+  c.first_seen = sqlite3_column_int64(st, 16);
+  c.last_seen = sqlite3_column_int64(st, 17);
+  return c;
+}
+
+}  // namespace
+
 std::vector<CheckRow> Store::checks(int64_t binary_id) {
   std::vector<CheckRow> out;
   sqlite3_stmt* st = prepare(
@@ -629,29 +678,19 @@ std::vector<CheckRow> Store::checks(int64_t binary_id) {
   if (!st) return out;
   StmtGuard g{st};
   sqlite3_bind_int64(st, 1, binary_id);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    CheckRow c;
-    c.id = sqlite3_column_int64(st, 0);
-    c.binary_id = sqlite3_column_int64(st, 1);
-    c.f.cap = sqlite3_column_int(st, 2);
-    c.f.ret = sqlite3_column_int(st, 3);
-    int audit = sqlite3_column_int(st, 4);
-    c.f.audit = audit == 0 ? Audit::No : audit == 1 ? Audit::Yes : Audit::Unknown;
-    c.f.insetid = sqlite3_column_int(st, 5) != 0;
-    c.f.uid = static_cast<uint32_t>(sqlite3_column_int64(st, 6));
-    c.f.euid = static_cast<uint32_t>(sqlite3_column_int64(st, 7));
-    c.f.syscall = sqlite3_column_int(st, 8);
-    c.f.target_ns_inum = static_cast<uint32_t>(sqlite3_column_int64(st, 9));
-    c.f.target_ns_level = static_cast<uint32_t>(sqlite3_column_int64(st, 10));
-    c.f.cred_ns_inum = static_cast<uint32_t>(sqlite3_column_int64(st, 11));
-    c.f.cgroup_id = from_sql(sqlite3_column_int64(st, 12));
-    c.f.cap_effective = from_sql(sqlite3_column_int64(st, 13));
-    c.f.profiled = sqlite3_column_int(st, 14) != 0;
-    c.count = from_sql(sqlite3_column_int64(st, 15));
-    c.first_seen = sqlite3_column_int64(st, 16);
-    c.last_seen = sqlite3_column_int64(st, 17);
-    out.push_back(c);
-  }
+  while (sqlite3_step(st) == SQLITE_ROW) out.push_back(read_check_row(st));
+  return out;
+}
+
+std::vector<CheckRow> Store::all_checks() {
+  std::vector<CheckRow> out;
+  sqlite3_stmt* st = prepare(
+      "SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
+      "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen "
+      "FROM checks ORDER BY binary_id, cap, ret, id");
+  if (!st) return out;
+  StmtGuard g{st};
+  while (sqlite3_step(st) == SQLITE_ROW) out.push_back(read_check_row(st));
   return out;
 }
 
@@ -664,16 +703,34 @@ std::vector<OriginRow> Store::origins(int64_t check_id) {
   StmtGuard g{st};
   sqlite3_bind_int64(st, 1, check_id);
   while (sqlite3_step(st) == SQLITE_ROW) {
-    OriginRow o;
-    o.check_id = sqlite3_column_int64(st, 0);
-    o.stack_id = sqlite3_column_int64(st, 1);
-    o.origin = column_text(st, 2);
-    auto frames = nlohmann::json::parse(column_text(st, 3), nullptr, false);
-    if (frames.is_array())
-      for (auto& f : frames)
-        if (f.is_string()) o.frames.push_back(f.get<std::string>());
-    o.samples = from_sql(sqlite3_column_int64(st, 4));
+    OriginRow o = read_origin_row(st);
+    o.frames = parse_frames(column_text(st, 3));
     out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::map<int64_t, std::vector<OriginRow>> Store::all_origins() {
+  std::map<int64_t, std::vector<OriginRow>> out;
+  // Thousands of origins share a few hundred stacks.
+  std::unordered_map<int64_t, std::vector<std::string>> frames;
+  sqlite3_stmt* st = prepare(
+      "SELECT o.check_id, o.stack_id, s.origin, s.frames, o.samples FROM check_origins o "
+      "JOIN stacks s ON s.id = o.stack_id ORDER BY o.check_id, o.samples DESC, s.origin");
+  if (!st) return out;
+  StmtGuard g{st};
+  std::vector<OriginRow>* list = nullptr;
+  int64_t list_check = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    OriginRow o = read_origin_row(st);
+    auto it = frames.find(o.stack_id);
+    if (it == frames.end()) it = frames.emplace(o.stack_id, parse_frames(column_text(st, 3))).first;
+    o.frames = it->second;
+    if (!list || list_check != o.check_id) {
+      list = &out[o.check_id];
+      list_check = o.check_id;
+    }
+    list->push_back(std::move(o));
   }
   return out;
 }

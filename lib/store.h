@@ -149,6 +149,12 @@ class Store {
   std::vector<BinaryRow> binaries(const std::optional<std::string>& path = std::nullopt);
   std::vector<CheckRow> checks(int64_t binary_id);
   std::vector<OriginRow> origins(int64_t check_id);
+  // Every check and every origin in one query each, for reading a whole
+  // database: per-row queries cost more than the rows. Checks come ordered
+  // by binary then as checks(); origins grouped by check, ordered as
+  // origins(), each distinct stack's frames parsed once.
+  std::vector<CheckRow> all_checks();
+  std::map<int64_t, std::vector<OriginRow>> all_origins();
   std::map<std::string, uint64_t> stats();
   uint64_t total_count();
   // Verified sets recorded for `path`, newest first; none in a database

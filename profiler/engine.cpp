@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 namespace capaudit {
 namespace {
@@ -28,16 +29,60 @@ std::string times(uint64_t n) { return n == 1 ? "once" : std::to_string(n) + " t
 struct Site {
   std::string origin;
   const std::vector<std::string>* frames;
+  int64_t stack_id = 0;  // the database's stack row; 0 when unknown
 };
 
 const std::vector<std::string> kNoFrames;
 
 std::vector<Site> sites_of(const ObservedCheck& c) {
   std::vector<Site> out;
-  for (const OriginRow& o : c.origins) out.push_back({o.origin, &o.frames});
-  if (out.empty()) out.push_back({"", &kNoFrames});
+  for (const OriginRow& o : c.origins) out.push_back({o.origin, &o.frames, o.stack_id});
+  if (out.empty()) out.push_back({"", &kNoFrames, 0});
   return out;
 }
+
+// What the table says about a capability at a site depends on the site's
+// stack only, not on the binary: a database holds tens of thousands of
+// checks but a few hundred distinct stacks, so each pair is matched once.
+class RuleMatcher {
+ public:
+  explicit RuleMatcher(const Rules& rules) : rules_(rules) {}
+
+  std::vector<const Rule*> match_all(int cap, const Site& s, bool insetid) {
+    if (!s.stack_id) return rules_.match_all(cap, s.origin, *s.frames, insetid);
+    auto [it, fresh] = all_.try_emplace(Key{cap, insetid, s.stack_id, s.origin});
+    if (fresh) it->second = rules_.match_all(cap, s.origin, *s.frames, insetid);
+    return it->second;
+  }
+
+  // The alternative whose narrow capability `cap` is, matching at s.
+  const Rule* narrow_of(int cap, const Site& s) {
+    if (!s.stack_id) return find_narrow_of(cap, s);
+    auto [it, fresh] = narrow_.try_emplace(Key{cap, false, s.stack_id, s.origin});
+    if (fresh) it->second = find_narrow_of(cap, s);
+    return it->second;
+  }
+
+ private:
+  struct Key {
+    int cap;
+    bool insetid;
+    int64_t stack_id;
+    std::string origin;
+    auto operator<=>(const Key&) const = default;
+  };
+  const Rule* find_narrow_of(int cap, const Site& s) const {
+    for (const Rule& alt : rules_.all()) {
+      if (alt.kind == RuleKind::Alternative && alt.narrow == cap &&
+          Rules::matches(alt, alt.caps.front(), s.origin, *s.frames))
+        return &alt;
+    }
+    return nullptr;
+  }
+  const Rules& rules_;
+  std::map<Key, std::vector<const Rule*>> all_;
+  std::map<Key, const Rule*> narrow_;
+};
 
 bool syscall_compatible(int32_t a, int32_t b) { return a < 0 || b < 0 || a == b; }
 
@@ -68,7 +113,7 @@ struct SiteDecision {
 
 class BinaryAnalyzer {
  public:
-  BinaryAnalyzer(const Rules& rules, std::vector<RowState>& rows) : rules_(rules), rows_(rows) {}
+  BinaryAnalyzer(RuleMatcher& rules, std::vector<RowState>& rows) : rules_(rules), rows_(rows) {}
 
   void run() {
     for (RowState& r : rows_) {
@@ -115,7 +160,7 @@ class BinaryAnalyzer {
   SiteDecision decide_site(const RowState& r, const Site& s) {
     const CheckFields& f = r.check->row.f;
     SiteDecision d{s.origin, {}, nullptr, nullptr};
-    for (const Rule* rule : rules_.match_all(f.cap, s.origin, *s.frames, f.insetid)) {
+    for (const Rule* rule : rules_.match_all(f.cap, s, f.insetid)) {
       if (rule->kind != RuleKind::Alternative) {
         d.rule = rule;
         break;
@@ -126,15 +171,7 @@ class BinaryAnalyzer {
       if (rule->narrow_first && paired_narrow_rows(r, *rule->narrow, s.origin).empty()) continue;
       d.alternatives.push_back(rule);
     }
-    if (!d.rule && d.alternatives.empty()) {
-      for (const Rule& alt : rules_.all()) {
-        if (alt.kind == RuleKind::Alternative && alt.narrow == f.cap &&
-            Rules::matches(alt, alt.caps.front(), s.origin, *s.frames)) {
-          d.narrow_of = &alt;
-          break;
-        }
-      }
-    }
+    if (!d.rule && d.alternatives.empty()) d.narrow_of = rules_.narrow_of(f.cap, s);
     return d;
   }
 
@@ -315,7 +352,7 @@ class BinaryAnalyzer {
     for (const Site& s : sites_of(*r.check)) {
       // A denied wide check is no pair's second half: its alternatives say nothing here.
       const Rule* rule = nullptr;
-      for (const Rule* m : rules_.match_all(f.cap, s.origin, *s.frames, f.insetid)) {
+      for (const Rule* m : rules_.match_all(f.cap, s, f.insetid)) {
         if (m->kind != RuleKind::Alternative) {
           rule = m;
           break;
@@ -337,7 +374,7 @@ class BinaryAnalyzer {
     r.reasons.push_back("if the program failed because of it, it needs " + cap);
   }
 
-  const Rules& rules_;
+  RuleMatcher& rules_;
   std::vector<RowState>& rows_;
 };
 
@@ -358,7 +395,7 @@ bool newer(const BinaryRow& a, const BinaryRow& b) {
   return a.last_seen != b.last_seen ? a.last_seen > b.last_seen : a.id > b.id;
 }
 
-BinaryDecision analyze_binary(const std::vector<const Observation*>& group, const Rules& rules) {
+BinaryDecision analyze_binary(const std::vector<const Observation*>& group, RuleMatcher& rules) {
   const Observation* newest = group.front();
   for (const Observation* o : group) {
     if (newer(o->binary, newest->binary)) newest = o;
@@ -535,6 +572,26 @@ std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
 
 std::vector<Observation> load_observations(Store& store, const std::optional<std::string>& path) {
   std::vector<Observation> out;
+  if (!path) {
+    // The whole database: three queries rather than one per binary and check.
+    std::vector<BinaryRow> bins = store.binaries();
+    std::vector<CheckRow> checks = store.all_checks();
+    std::map<int64_t, std::vector<OriginRow>> origins = store.all_origins();
+    std::unordered_map<int64_t, size_t> index;
+    out.reserve(bins.size());
+    for (BinaryRow& b : bins) {
+      index.emplace(b.id, out.size());
+      out.emplace_back().binary = std::move(b);
+    }
+    for (CheckRow& c : checks) {
+      auto at = index.find(c.binary_id);
+      if (at == index.end()) continue;
+      ObservedCheck& oc = out[at->second].checks.emplace_back();
+      if (auto o = origins.find(c.id); o != origins.end()) oc.origins = std::move(o->second);
+      oc.row = c;
+    }
+    return out;
+  }
   for (BinaryRow& b : store.binaries(path)) {
     Observation o;
     o.binary = std::move(b);
@@ -560,14 +617,14 @@ Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
     groups[it->second].push_back(&o);
   }
   Analysis a;
-  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, rules));
+  RuleMatcher matcher(rules);
+  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, matcher));
   return a;
 }
 
-nlohmann::json to_json(const Analysis& a) {
+nlohmann::json binary_to_json(const BinaryDecision& b) {
   using nlohmann::json;
-  json binaries = json::array();
-  for (const BinaryDecision& b : a.binaries) {
+  {
     json checks = json::array();
     for (const CheckDecision& c : b.checks) {
       json j;
@@ -607,9 +664,42 @@ nlohmann::json to_json(const Analysis& a) {
     j["sha256"] = b.row ? opt_string(b.row->sha256) : json(nullptr);
     j["source"] = b.verified_set() ? "verified" : "observed";
     j["verification"] = b.verification ? verification_to_json(*b.verification) : json(nullptr);
-    binaries.push_back(std::move(j));
+    return j;
   }
-  return json{{"binaries", std::move(binaries)}};
+}
+
+nlohmann::json to_json(const Analysis& a) {
+  nlohmann::json binaries = nlohmann::json::array();
+  for (const BinaryDecision& b : a.binaries) binaries.push_back(binary_to_json(b));
+  return nlohmann::json{{"binaries", std::move(binaries)}};
+}
+
+void write_json(std::ostream& out, const Analysis& a) {
+  // Byte for byte what to_json(a).dump(2) writes, one binary at a time: a
+  // whole database as one JSON tree cost more to build and free than the
+  // analysis itself.
+  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
+  if (a.binaries.empty()) {
+    out << to_json(a).dump(2, ' ', false, kReplace) << "\n";
+    return;
+  }
+  out << "{\n  \"binaries\": [\n";
+  std::string nested;
+  for (size_t i = 0; i < a.binaries.size(); i++) {
+    const std::string text = binary_to_json(a.binaries[i]).dump(2, ' ', false, kReplace);
+    // Two levels deeper; JSON strings hold no raw newline, so every line
+    // break is the serializer's.
+    nested.assign("    ");
+    size_t from = 0;
+    for (size_t nl = text.find('\n'); nl != std::string::npos; from = nl + 1, nl = text.find('\n', from)) {
+      nested.append(text, from, nl + 1 - from);
+      nested.append("    ");
+    }
+    nested.append(text, from, std::string::npos);
+    nested.append(i + 1 < a.binaries.size() ? ",\n" : "\n");
+    out << nested;
+  }
+  out << "  ]\n}\n";
 }
 
 }  // namespace capaudit

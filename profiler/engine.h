@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -106,6 +107,9 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep);
 
 // The contract's JSON shape ({"binaries": [...]}) plus free extra keys.
 nlohmann::json to_json(const Analysis& a);
+nlohmann::json binary_to_json(const BinaryDecision& b);  // one element of "binaries"
+// to_json(a).dump(2) and a newline, written one binary at a time.
+void write_json(std::ostream& out, const Analysis& a);
 // A binary's "verification" object (also what the database keeps).
 nlohmann::json verification_to_json(const VerificationInfo& v);
 

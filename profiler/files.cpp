@@ -243,14 +243,13 @@ int cmd_files(const FilesArgs& args) {
     if (seen) header.push_back("RECOMMENDED (FROM " + quote_for_display(args.db) + ")");
     TextTable table(header);
     for (const auto& [path, f] : walker.found()) {
+      // Built apart: clang before 16 cannot capture a structured binding.
+      std::string privs;
+      for (const auto& p : privileges(f)) privs += (privs.empty() ? "" : ", ") + p;
       std::vector<std::string> row = {quote_for_display(path), mode_text(f.st.st_mode),
                                       quote_for_display(user_name(f.st.st_uid)) + ":" +
                                           quote_for_display(group_name(f.st.st_gid)),
-                                      escape_for_display([&] {
-                                        std::string s;
-                                        for (const auto& p : privileges(f)) s += (s.empty() ? "" : ", ") + p;
-                                        return s;
-                                      }())};
+                                      escape_for_display(privs)};
       if (seen) row.push_back(seen_text(seen_for(path)));
       table.add(std::move(row));
     }

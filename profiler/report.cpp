@@ -198,9 +198,7 @@ std::optional<Loaded> load(const std::string& db, const std::optional<std::strin
   return l;
 }
 
-void print_json(std::ostream& out, const Analysis& a) {
-  out << to_json(a).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-}
+void print_json(std::ostream& out, const Analysis& a) { write_json(out, a); }
 
 }  // namespace
 

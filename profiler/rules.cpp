@@ -25,10 +25,45 @@ std::optional<RuleKind> kind_from_name(std::string_view s) {
   return std::nullopt;
 }
 
-bool any_matches(const std::vector<std::string>& patterns, std::string_view name) {
-  std::string s(name);
+bool any_matches(const std::vector<std::string>& patterns, const std::string& name) {
   return std::any_of(patterns.begin(), patterns.end(),
-                     [&](const std::string& p) { return fnmatch(p.c_str(), s.c_str(), 0) == 0; });
+                     [&](const std::string& p) { return fnmatch(p.c_str(), name.c_str(), 0) == 0; });
+}
+
+bool any_matches(const std::vector<std::string>& patterns, std::string_view name) {
+  return any_matches(patterns, std::string(name));
+}
+
+// The function names of a stack's frames, worked out on first use and then
+// shared by every rule that looks: a report runs the whole table over each
+// of tens of thousands of stacks.
+class FrameFunctions {
+ public:
+  explicit FrameFunctions(const std::vector<std::string>& frames) : frames_(frames) {}
+  const std::vector<std::string>& get() {
+    if (!done_) {
+      fns_.reserve(frames_.size());
+      for (const std::string& f : frames_) fns_.push_back(frame_function(f));
+      done_ = true;
+    }
+    return fns_;
+  }
+
+ private:
+  const std::vector<std::string>& frames_;
+  std::vector<std::string> fns_;
+  bool done_ = false;
+};
+
+bool matches_with(const Rule& r, int cap, std::string_view origin, FrameFunctions& fns, bool insetid) {
+  if (!r.caps.empty() && std::find(r.caps.begin(), r.caps.end(), cap) == r.caps.end()) return false;
+  if (insetid && r.insetid) return true;
+  if (!r.origins.empty() && !any_matches(r.origins, origin)) return false;
+  if (r.via.empty()) return true;
+  // The origin is a frame too (tests and callers may pass only the origin).
+  if (!origin.empty() && any_matches(r.via, origin)) return true;
+  const auto& names = fns.get();
+  return std::any_of(names.begin(), names.end(), [&](const std::string& fn) { return any_matches(r.via, fn); });
 }
 
 // Errors name the table, the rule (index and, once known, name) and the key,
@@ -157,7 +192,7 @@ std::optional<Rules> Rules::parse(std::string_view json_text, const std::string&
   json doc;
   try {
     doc = json::parse(json_text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     if (err) *err = name + ": " + e.what();
     return std::nullopt;
   }
@@ -196,29 +231,25 @@ const Rules& Rules::builtin() {
 
 bool Rules::matches(const Rule& r, int cap, std::string_view origin, const std::vector<std::string>& frames,
                     bool insetid) {
-  if (!r.caps.empty() && std::find(r.caps.begin(), r.caps.end(), cap) == r.caps.end()) return false;
-  if (insetid && r.insetid) return true;
-  if (!r.origins.empty() && !any_matches(r.origins, origin)) return false;
-  if (r.via.empty()) return true;
-  // The origin is a frame too (tests and callers may pass only the origin).
-  if (!origin.empty() && any_matches(r.via, origin)) return true;
-  return std::any_of(frames.begin(), frames.end(),
-                     [&](const std::string& frame) { return any_matches(r.via, frame_function(frame)); });
+  FrameFunctions fns(frames);
+  return matches_with(r, cap, origin, fns, insetid);
 }
 
 const Rule* Rules::match(int cap, std::string_view origin, const std::vector<std::string>& frames,
                          bool insetid) const {
+  FrameFunctions fns(frames);
   for (const Rule& r : rules_) {
-    if (matches(r, cap, origin, frames, insetid)) return &r;
+    if (matches_with(r, cap, origin, fns, insetid)) return &r;
   }
   return nullptr;
 }
 
 std::vector<const Rule*> Rules::match_all(int cap, std::string_view origin, const std::vector<std::string>& frames,
                                           bool insetid) const {
+  FrameFunctions fns(frames);
   std::vector<const Rule*> out;
   for (const Rule& r : rules_) {
-    if (matches(r, cap, origin, frames, insetid)) out.push_back(&r);
+    if (matches_with(r, cap, origin, fns, insetid)) out.push_back(&r);
   }
   return out;
 }

@@ -246,5 +246,25 @@ TEST_F(ConfigFile, UnreadablePathIsAnError) {
   EXPECT_TRUE(r.error.starts_with(dir_.string() + ": ")) << r.error;
 }
 
+// Found by fuzz/fuzz_config: a number no JSON number type holds made the
+// parser throw instead of answering with an error.
+TEST(Config, NumberTooLargeIsAnErrorNamingTheLine) {
+  ConfigResult r = parse_config("{\n  \"max_checks\": 1110038e6111111111\n}\n", "c.json");
+  ASSERT_FALSE(r.config);
+  EXPECT_TRUE(r.error.starts_with("c.json:2: ")) << r.error;
+  EXPECT_NE(r.error.find("out of range"), std::string::npos) << r.error;
+}
+
+// Found by fuzz/fuzz_config: after a NUL byte the JSON parser saw the end
+// of the text while the key scanner read on, and a key it found threw.
+TEST(Config, NulByteIsAnErrorNamingTheLine) {
+  std::string text = "{\n }\n";
+  text += '\0';
+  text += "{\n  \"database\": \"/x.db\"\n}\n";
+  ConfigResult r = parse_config(text, "c.json");
+  ASSERT_FALSE(r.config);
+  EXPECT_TRUE(r.error.starts_with("c.json:3: ")) << r.error;
+}
+
 }  // namespace
 }  // namespace capaudit

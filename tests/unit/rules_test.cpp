@@ -167,5 +167,11 @@ TEST(Rules, ParseErrorsNameRuleAndKey) {
   EXPECT_NE(parse_error(R"({"rules": [)").find("test.json: "), std::string::npos);
 }
 
+TEST(Rules, NumberTooLargeIsAnErrorNotAThrow) {
+  std::string err;
+  EXPECT_FALSE(Rules::parse("{\"rules\": [1e999]}", "r.json", &err));
+  EXPECT_TRUE(err.starts_with("r.json: ")) << err;
+}
+
 }  // namespace
 }  // namespace capaudit
