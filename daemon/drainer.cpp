@@ -1,5 +1,6 @@
 #include "drainer.h"
 
+#include "display.h"
 #include "identity.h"
 
 #include <spdlog/spdlog.h>
@@ -115,7 +116,7 @@ int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
       row.file_caps = ident->file_caps_text;
       store_.set_binary_identity(id, row);
     } else if (!ident) {
-      spdlog::debug("no identity for {}: {}", r.key.path, why);
+      spdlog::debug("no identity for {}: {}", quote_for_display(r.key.path), escape_for_display(why));
     }
   }
   binary_ids_.emplace(std::move(id_key), id);
@@ -200,7 +201,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     }
     std::string err;
     int64_t bin = binary_row(r, now, &err);
-    if (bin == 0) return fail("storing binary '" + r.key.path + "': " + err);
+    if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
     int64_t row = store_.add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
     if (row == 0) return fail(store_.last_error());
     if (opts_.persist_drain_state && !store_.set_drain_state(k, c.count)) return fail(store_.last_error());
@@ -227,7 +228,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
       if (!r.ready || r.ignored) continue;
       std::string err;
       int64_t bin = binary_row(r, now, &err);
-      if (bin == 0) return fail("storing binary '" + r.key.path + "': " + err);
+      if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
       check_row = store_.add_check(bin, check_fields(o.key, opts_.profiled), 0, now);
       if (check_row == 0) return fail(store_.last_error());
     }

@@ -3,6 +3,7 @@
 // 2 usage error) and writes errors to standard error itself.
 #pragma once
 
+#include "display.h"
 #include "engine.h"
 
 #include <cstdint>
@@ -69,12 +70,6 @@ void print_recommend_table(std::ostream& out, const Analysis& a);
 // CONTRACT.md. Needs the store for each binary's recorded identity.
 int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
 
-// Text from untrusted sources (paths, comm names) made safe to print on a
-// terminal: quoted, with control characters escaped.
-std::string quote_for_display(std::string_view s);
-// Free text that may carry untrusted parts (reasons naming origins): control
-// and non-ASCII bytes as \xNN, nothing quoted.
-std::string escape_for_display(std::string_view s);
 
 // Column-aligned text for the human formats. Cells must already be safe to
 // print (see above); widths are byte counts, which holds for escaped text.
