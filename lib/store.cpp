@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 #include <unordered_map>
 
 namespace capaudit {
@@ -595,9 +596,12 @@ bool Store::apply_retention(uint32_t days, int64_t now) {
 
 std::vector<BinaryRow> Store::binaries(const std::optional<std::string>& path) {
   std::vector<BinaryRow> out;
-  sqlite3_stmt* st = prepare(
-      "SELECT id, dev, ino, path, comm, path_stale, first_seen, last_seen, sha256, owner_uid, "
-      "owner_gid, mode, file_caps FROM binaries WHERE ?1 IS NULL OR path = ?1 ORDER BY path, comm, id");
+  // The whole table is sorted here (as ORDER BY path, comm, id would: BINARY
+  // collation compares bytes), cheaper than SQLite's sorter over every column.
+  sqlite3_stmt* st = prepare(path ? "SELECT id, dev, ino, path, comm, path_stale, first_seen, last_seen, sha256, owner_uid, "
+                                    "owner_gid, mode, file_caps FROM binaries WHERE path = ?1 ORDER BY path, comm, id"
+                                  : "SELECT id, dev, ino, path, comm, path_stale, first_seen, last_seen, sha256, owner_uid, "
+                                    "owner_gid, mode, file_caps FROM binaries");
   if (!st) return out;
   StmtGuard g{st};
   if (path) sqlite3_bind_text(st, 1, path->c_str(), -1, SQLITE_TRANSIENT);
@@ -618,7 +622,17 @@ std::vector<BinaryRow> Store::binaries(const std::optional<std::string>& path) {
     b.file_caps = column_opt_text(st, 12);
     out.push_back(std::move(b));
   }
+  if (!path) {
+    std::sort(out.begin(), out.end(), [](const BinaryRow& a, const BinaryRow& b) {
+      return std::tie(a.key.path, a.key.comm, a.id) < std::tie(b.key.path, b.key.comm, b.id);
+    });
+  }
   return out;
+}
+
+const std::vector<std::string>& Frames::no_frames() {
+  static const std::vector<std::string> none;
+  return none;
 }
 
 namespace {
@@ -687,10 +701,15 @@ std::vector<CheckRow> Store::all_checks() {
   sqlite3_stmt* st = prepare(
       "SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
       "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen "
-      "FROM checks ORDER BY binary_id, cap, ret, id");
+      "FROM checks");
   if (!st) return out;
   StmtGuard g{st};
   while (sqlite3_step(st) == SQLITE_ROW) out.push_back(read_check_row(st));
+  // ORDER BY binary_id, cap, ret, id: sorting here costs less than SQLite's
+  // sorter over every column.
+  std::sort(out.begin(), out.end(), [](const CheckRow& a, const CheckRow& b) {
+    return std::tie(a.binary_id, a.f.cap, a.f.ret, a.id) < std::tie(b.binary_id, b.f.cap, b.f.ret, b.id);
+  });
   return out;
 }
 
@@ -712,26 +731,52 @@ std::vector<OriginRow> Store::origins(int64_t check_id) {
 
 std::map<int64_t, std::vector<OriginRow>> Store::all_origins() {
   std::map<int64_t, std::vector<OriginRow>> out;
-  // Thousands of origins share a few hundred stacks.
-  std::unordered_map<int64_t, std::vector<std::string>> frames;
-  sqlite3_stmt* st = prepare(
-      "SELECT o.check_id, o.stack_id, s.origin, s.frames, o.samples FROM check_origins o "
-      "JOIN stacks s ON s.id = o.stack_id ORDER BY o.check_id, o.samples DESC, s.origin");
+  // Thousands of origins share a few hundred stacks: each is read once.
+  struct Stack {
+    std::string origin;
+    Frames frames;
+  };
+  std::unordered_map<int64_t, Stack> stacks;
+  sqlite3_stmt* sst = prepare("SELECT origin, frames FROM stacks WHERE id = ?1");
+  if (!sst) return out;
+  StmtGuard sg{sst};
+  // Rows come in primary key order (check_id, stack_id); each check's few
+  // are then ordered as origins() orders them.
+  sqlite3_stmt* st = prepare("SELECT check_id, stack_id, samples FROM check_origins ORDER BY check_id, stack_id");
   if (!st) return out;
   StmtGuard g{st};
   std::vector<OriginRow>* list = nullptr;
   int64_t list_check = 0;
+  auto finish = [](std::vector<OriginRow>* l) {
+    if (l && l->size() > 1)
+      std::stable_sort(l->begin(), l->end(), [](const OriginRow& a, const OriginRow& b) {
+        if (a.samples != b.samples) return a.samples > b.samples;
+        return a.origin < b.origin;
+      });
+  };
   while (sqlite3_step(st) == SQLITE_ROW) {
-    OriginRow o = read_origin_row(st);
-    auto it = frames.find(o.stack_id);
-    if (it == frames.end()) it = frames.emplace(o.stack_id, parse_frames(column_text(st, 3))).first;
-    o.frames = it->second;
+    OriginRow o;
+    o.check_id = sqlite3_column_int64(st, 0);
+    o.stack_id = sqlite3_column_int64(st, 1);
+    o.samples = from_sql(sqlite3_column_int64(st, 2));
+    auto it = stacks.find(o.stack_id);
+    if (it == stacks.end()) {
+      sqlite3_reset(sst);
+      sqlite3_bind_int64(sst, 1, o.stack_id);
+      // The JOIN this replaces drops origins of a missing stack.
+      if (sqlite3_step(sst) != SQLITE_ROW) continue;
+      it = stacks.emplace(o.stack_id, Stack{column_text(sst, 0), parse_frames(column_text(sst, 1))}).first;
+    }
+    o.origin = it->second.origin;
+    o.frames = it->second.frames;
     if (!list || list_check != o.check_id) {
+      finish(list);
       list = &out[o.check_id];
       list_check = o.check_id;
     }
     list->push_back(std::move(o));
   }
+  finish(list);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,11 +67,45 @@ struct CheckRow {
   int64_t last_seen = 0;
 };
 
+// A stack's frames, shared by every origin row of the stack (a whole
+// database holds tens of thousands of origins but a few hundred stacks).
+// Reads like a const std::vector<std::string>; writing copies it first.
+class Frames {
+ public:
+  using value_type = std::string;
+  using const_iterator = std::vector<std::string>::const_iterator;
+  using iterator = const_iterator;
+
+  Frames() = default;
+  Frames(std::vector<std::string> v) : p_(std::make_shared<std::vector<std::string>>(std::move(v))) {}
+  Frames(std::initializer_list<std::string> l) : Frames(std::vector<std::string>(l)) {}
+
+  const std::vector<std::string>& get() const { return p_ ? *p_ : no_frames(); }
+  operator const std::vector<std::string>&() const { return get(); }
+  size_t size() const { return get().size(); }
+  bool empty() const { return get().empty(); }
+  const_iterator begin() const { return get().begin(); }
+  const_iterator end() const { return get().end(); }
+  const std::string& operator[](size_t i) const { return get()[i]; }
+  std::string& operator[](size_t i) { return own()[i]; }
+  void push_back(std::string f) { own().push_back(std::move(f)); }
+  friend bool operator==(const Frames& a, const Frames& b) { return a.get() == b.get(); }
+
+ private:
+  static const std::vector<std::string>& no_frames();
+  std::vector<std::string>& own() {
+    if (!p_) p_ = std::make_shared<std::vector<std::string>>();
+    else if (p_.use_count() > 1) p_ = std::make_shared<std::vector<std::string>>(*p_);
+    return *p_;
+  }
+  std::shared_ptr<std::vector<std::string>> p_;
+};
+
 struct OriginRow {
   int64_t check_id = 0;
   int64_t stack_id = 0;
-  std::string origin;               // first non-machinery function
-  std::vector<std::string> frames;  // symbolised, innermost first
+  std::string origin;  // first non-machinery function
+  Frames frames;       // symbolised, innermost first
   uint64_t samples = 0;
 };
 

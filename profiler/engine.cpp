@@ -27,7 +27,7 @@ std::string times(uint64_t n) { return n == 1 ? "once" : std::to_string(n) + " t
 // (origin "" and no frames: only rules without origin or via constraints,
 // or matching on the INSETID flag, can apply).
 struct Site {
-  std::string origin;
+  std::string_view origin;  // the OriginRow's, which outlives the analysis
   const std::vector<std::string>* frames;
   int64_t stack_id = 0;  // the database's stack row; 0 when unknown
 };
@@ -36,7 +36,7 @@ const std::vector<std::string> kNoFrames;
 
 std::vector<Site> sites_of(const ObservedCheck& c) {
   std::vector<Site> out;
-  for (const OriginRow& o : c.origins) out.push_back({o.origin, &o.frames, o.stack_id});
+  for (const OriginRow& o : c.origins) out.push_back({o.origin, &o.frames.get(), o.stack_id});
   if (out.empty()) out.push_back({"", &kNoFrames, 0});
   return out;
 }
@@ -48,8 +48,9 @@ class RuleMatcher {
  public:
   explicit RuleMatcher(const Rules& rules) : rules_(rules) {}
 
-  std::vector<const Rule*> match_all(int cap, const Site& s, bool insetid) {
-    if (!s.stack_id) return rules_.match_all(cap, s.origin, *s.frames, insetid);
+  // Valid until the next call.
+  const std::vector<const Rule*>& match_all(int cap, const Site& s, bool insetid) {
+    if (!s.stack_id) return unkeyed_ = rules_.match_all(cap, s.origin, *s.frames, insetid);
     auto [it, fresh] = all_.try_emplace(Key{cap, insetid, s.stack_id, s.origin});
     if (fresh) it->second = rules_.match_all(cap, s.origin, *s.frames, insetid);
     return it->second;
@@ -68,7 +69,7 @@ class RuleMatcher {
     int cap;
     bool insetid;
     int64_t stack_id;
-    std::string origin;
+    std::string_view origin;  // the observations', which outlive the matcher
     auto operator<=>(const Key&) const = default;
   };
   const Rule* find_narrow_of(int cap, const Site& s) const {
@@ -80,6 +81,7 @@ class RuleMatcher {
     return nullptr;
   }
   const Rules& rules_;
+  std::vector<const Rule*> unkeyed_;
   std::map<Key, std::vector<const Rule*>> all_;
   std::map<Key, const Rule*> narrow_;
 };
@@ -105,7 +107,7 @@ struct RowState {
 
 // The decision one origin of a granted row gets from the table.
 struct SiteDecision {
-  std::string origin;
+  std::string_view origin;
   std::vector<const Rule*> alternatives;  // applicable alternatives (narrow-first ones paired)
   const Rule* rule = nullptr;             // first non-alternative rule, if any
   const Rule* narrow_of = nullptr;        // the row's cap is this alternative's narrow capability
@@ -208,7 +210,7 @@ class BinaryAnalyzer {
                           "the kernel audits it is known"
                         : "kept because it was granted (no stack was recorded)"};
     }
-    return {true, "no rule for origin " + d.origin + "; kept because it was granted"};
+    return {true, "no rule for origin " + std::string(d.origin) + "; kept because it was granted"};
   }
 
   static std::string at(std::string_view origin) {
@@ -237,7 +239,7 @@ class BinaryAnalyzer {
         continue;
       }
       if (!d.rule && !d.narrow_of && !d.origin.empty() && r.check->row.f.audit != Audit::No) {
-        unruled.push_back(d.origin);
+        unruled.emplace_back(d.origin);
         continue;
       }
       auto [req, why] = decide_plain(r, d);
@@ -395,7 +397,20 @@ bool newer(const BinaryRow& a, const BinaryRow& b) {
   return a.last_seen != b.last_seen ? a.last_seen > b.last_seen : a.id > b.id;
 }
 
-BinaryDecision analyze_binary(const std::vector<const Observation*>& group, RuleMatcher& rules) {
+// "cap_a, cap_b" for a set; binaries mostly hold one of a few sets.
+class SetNames {
+ public:
+  const std::string& joined(uint64_t set) {
+    auto [it, fresh] = cache_.try_emplace(set);
+    if (fresh) it->second = join(cap_set_names(set), ", ");
+    return it->second;
+  }
+
+ private:
+  std::unordered_map<uint64_t, std::string> cache_;
+};
+
+BinaryDecision analyze_binary(const std::vector<const Observation*>& group, RuleMatcher& rules, SetNames& names) {
   const Observation* newest = group.front();
   for (const Observation* o : group) {
     if (newer(o->binary, newest->binary)) newest = o;
@@ -418,7 +433,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
   struct Acc {
     CheckDecision d;
     std::vector<std::string> needed, other;
-    std::map<std::string, uint64_t> samples;
+    std::map<std::string_view, uint64_t> samples;  // origins of the observations
     std::set<uint32_t> uids, euids;
     std::set<uint64_t> cgroups;
   };
@@ -461,6 +476,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     if (granted && r.init_ns) used |= bit(f.cap);
   }
 
+  bd.checks.reserve(groups.size());
   for (auto& [_, acc] : groups) {
     CheckDecision d = std::move(acc.d);
     // The reasons that decided first: a kept capability explains why it is kept.
@@ -469,9 +485,10 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     d.reason = join(reasons, "; ");
     // Rows of one line differ in count, not in kind: the total is said once.
     if (!d.granted && !d.only_other_user_ns) d.reason = "denied " + times(d.count) + ": " + d.reason;
-    std::vector<std::pair<std::string, uint64_t>> origins(acc.samples.begin(), acc.samples.end());
+    std::vector<std::pair<std::string_view, uint64_t>> origins(acc.samples.begin(), acc.samples.end());
     std::stable_sort(origins.begin(), origins.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-    for (auto& [name, _n] : origins) d.origins.push_back(name);
+    d.origins.reserve(origins.size());
+    for (auto& [name, _n] : origins) d.origins.emplace_back(name);
     d.uids.assign(acc.uids.begin(), acc.uids.end());
     d.euids.assign(acc.euids.begin(), acc.euids.end());
     d.cgroup_ids.assign(acc.cgroups.begin(), acc.cgroups.end());
@@ -496,10 +513,10 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
   uint64_t recommended = 0;
   for (int c : bd.capabilities) recommended |= bit(c);
   if (uint64_t unused = bd.held_effective & ~used) {
-    bd.warnings.push_back("held but never used: " + join(cap_set_names(unused), ", "));
+    bd.warnings.push_back("held but never used: " + names.joined(unused));
   }
   if (uint64_t spare = bd.held_effective & used & ~recommended) {
-    bd.warnings.push_back("held and asked for, but not needed: " + join(cap_set_names(spare), ", "));
+    bd.warnings.push_back("held and asked for, but not needed: " + names.joined(spare));
   }
   if (group.size() > 1) {
     bd.warnings.push_back("checks of " + std::to_string(group.size()) +
@@ -618,7 +635,9 @@ Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
   }
   Analysis a;
   RuleMatcher matcher(rules);
-  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, matcher));
+  SetNames names;
+  a.binaries.reserve(groups.size());
+  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, matcher, names));
   return a;
 }
 
