@@ -118,11 +118,7 @@ void Daemon::start() {
   if (collector_->adopted_pins())
     spdlog::info("adopted pinned maps under '{}': counts made while the daemon was down are drained now",
                  config_.pin_dir);
-  collector_->on_exec([this](const ca_exec_event& ev) {
-    paths_->learn_exec(ExeId{ev.exe_dev, ev.exe_ino},
-                       std::string(ev.dpath, strnlen(ev.dpath, sizeof ev.dpath)),
-                       std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
-  });
+  collector_->on_exec([this](const ca_exec_event& ev) { paths_->learn_exec(ev); });
 
   if (store_) attach_store();
 

@@ -108,13 +108,7 @@ int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
     std::string why;
     if (auto ident = read_file_identity(r.key.path, &why);
         ident && ident->dev == r.key.dev && ident->ino == r.key.ino) {
-      BinaryRow row;
-      row.sha256 = ident->sha256;
-      row.owner_uid = ident->owner_uid;
-      row.owner_gid = ident->owner_gid;
-      row.mode = ident->mode;
-      row.file_caps = ident->file_caps_text;
-      store_.set_binary_identity(id, row);
+      store_.set_binary_identity(id, *ident);
     } else if (!ident) {
       spdlog::debug("no identity for {}: {}", quote_for_display(r.key.path), escape_for_display(why));
     }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -84,6 +85,11 @@ bool ExePathResolver::remember(const ExeId& id, const std::string& path, bool st
   // (hard links) the first is kept so reports do not flip between names.
   if (it->second.stale && !stale) it->second = ResolvedPath{path, false};
   return false;
+}
+
+void ExePathResolver::learn_exec(const ca_exec_event& ev) {
+  learn_exec(ExeId{ev.exe_dev, ev.exe_ino}, std::string(ev.dpath, strnlen(ev.dpath, sizeof ev.dpath)),
+             std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
 }
 
 void ExePathResolver::learn_exec(const ExeId& id, const std::string& dpath,

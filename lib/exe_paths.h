@@ -3,6 +3,8 @@
 
 #include <sys/types.h>
 
+#include "capaudit.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +42,9 @@ class ExePathResolver {
   // process (its /proc entry may already be gone).
   void learn_exec(const ExeId& id, const std::string& dpath, const std::string& filename,
                   uint32_t pid);
+  // The same, from the kernel's exec event (its strings are fixed-size,
+  // NUL-padded buffers).
+  void learn_exec(const ca_exec_event& ev);
   // A path known from elsewhere (the database of an earlier run): kept only
   // when the file there still is `id`. True when it is.
   bool learn_verified(const ExeId& id, const std::string& path);

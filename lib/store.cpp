@@ -389,6 +389,16 @@ bool Store::set_binary_identity(int64_t binary_id, const BinaryRow& b) {
   return true;
 }
 
+bool Store::set_binary_identity(int64_t binary_id, const FileIdentity& file) {
+  BinaryRow row;
+  row.sha256 = file.sha256;
+  row.owner_uid = file.owner_uid;
+  row.owner_gid = file.owner_gid;
+  row.mode = file.mode;
+  row.file_caps = file.file_caps_text;
+  return set_binary_identity(binary_id, row);
+}
+
 int64_t Store::add_check(int64_t binary_id, const CheckFields& f, uint64_t delta, int64_t now) {
   sqlite3_stmt* st = prepare(
       "INSERT INTO checks(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "

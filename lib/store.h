@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include "identity.h"
+
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -155,6 +157,8 @@ class Store {
   // Returns the row id; updates last_seen. 0 on error (see last_error()).
   int64_t upsert_binary(const BinaryKey& key, bool path_stale, int64_t now);
   bool set_binary_identity(int64_t binary_id, const BinaryRow& identity);
+  // The identity as read from the file now.
+  bool set_binary_identity(int64_t binary_id, const FileIdentity& file);
   // Adds delta to the check's count (creating it), returns its row id.
   int64_t add_check(int64_t binary_id, const CheckFields& f, uint64_t delta, int64_t now);
   // Stores a symbolised stack once (deduplicated by content), returns its id.

@@ -239,8 +239,7 @@ int cmd_profile(const ProfileArgs& a) {
   uint32_t child_tgid = 0;
   std::optional<ExeId> first_exec;  // CMD's own executable, for --minimize
   collector->on_exec([&](const ca_exec_event& ev) {
-    paths.learn_exec(ExeId{ev.exe_dev, ev.exe_ino}, std::string(ev.dpath, strnlen(ev.dpath, sizeof ev.dpath)),
-                     std::string(ev.filename, strnlen(ev.filename, sizeof ev.filename)), ev.pid);
+    paths.learn_exec(ev);
     if (!first_exec && child_tgid && ev.tgid == child_tgid) first_exec = ExeId{ev.exe_dev, ev.exe_ino};
   });
 

@@ -59,13 +59,7 @@ void observe(Store& s, const std::string& path, uint32_t euid, const std::vector
   ASSERT_TRUE(id) << err;
   ASSERT_TRUE(s.begin(&err)) << err;
   int64_t bin = s.upsert_binary({id->dev, id->ino, path, ""}, false, 1000);
-  BinaryRow row;
-  row.sha256 = id->sha256;
-  row.owner_uid = id->owner_uid;
-  row.owner_gid = id->owner_gid;
-  row.mode = id->mode;
-  row.file_caps = id->file_caps_text;
-  ASSERT_TRUE(s.set_binary_identity(bin, row));
+  ASSERT_TRUE(s.set_binary_identity(bin, *id));
   int64_t stack = s.put_stack({"cap_capable+0x83", origin + "+0x10"}, origin);
   for (int cap : granted_caps) {
     CheckFields f;
