@@ -1,5 +1,7 @@
 #include "kernel_features.h"
 
+#include "owners.h"
+
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
@@ -14,10 +16,6 @@
 namespace capaudit {
 
 namespace {
-
-struct BtfDeleter {
-  void operator()(btf* b) const { btf__free(b); }
-};
 
 bool path_exists(const char* p) { return access(p, F_OK) == 0; }
 
@@ -73,7 +71,7 @@ std::optional<std::string> KernelFeatures::disabled_reason(AttachMethod m) {
 void KernelFeatures::probe_btf_locked() {
   if (btf_probed_) return;
   btf_probed_ = true;
-  std::unique_ptr<btf, BtfDeleter> b(btf__load_vmlinux_btf());
+  BtfPtr b(btf__load_vmlinux_btf());
   if (!b) {
     spdlog::debug("features: no vmlinux BTF: {}", std::strerror(errno));
     return;

@@ -1,0 +1,46 @@
+// What a started Collector owns, shared by the files that make it up:
+// collector.cpp (open, configure, load, attach), pins.cpp (pinning),
+// maps.cpp (reading maps), ringbuf.cpp (events).
+#pragma once
+
+#include "collector.h"
+#include "configure.h"
+#include "owners.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace capaudit {
+
+struct PinPlan;
+
+struct Collector::Impl {
+  // Declaration order is teardown order reversed: ring buffer, then links,
+  // then the object they belong to.
+  SkelPtr skel;
+  std::vector<LinkPtr> cap_links;   // method_programs() order
+  std::vector<LinkPtr> task_links;  // exec first
+  RingBufferPtr rb;
+
+  CollectorOptions opts;
+  AttachMethod method = AttachMethod::Tracepoint;
+  std::vector<MethodAttempt> passed_over;
+  bool old_audit = false;
+  bool adopted = false;
+  bool exec_adopted = false;
+  bool pinned = false;
+  int ncpus = 1;
+  std::function<void(const ca_exec_event&)> exec_cb;
+  std::function<void(const ca_check_event&)> check_cb;
+
+  // pins.cpp: pins maps and links (or keeps adopted ones) and writes the
+  // meta a later run checks before adopting. Throws CollectorError.
+  void pin_state(const PinPlan& plan);
+  // pins.cpp: removes the pins and their directory, if this run pinned.
+  void remove_pinned_state();
+  // ringbuf.cpp: one reader over the ring buffers in use. Throws CollectorError.
+  void setup_events(bool exec_events);
+};
+
+}  // namespace capaudit

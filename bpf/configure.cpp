@@ -1,0 +1,91 @@
+#include "configure.h"
+
+#include "pins.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace capaudit {
+
+namespace {
+
+std::vector<bpf_program*> all_cap_programs(capaudit_bpf* s) {
+  return {s->progs.ca_fexit_cap_capable, s->progs.ca_kprobe_cap_capable,
+          s->progs.ca_kretprobe_cap_capable, s->progs.ca_tp_cap_capable};
+}
+
+uint32_t page_size() { return static_cast<uint32_t>(sysconf(_SC_PAGESIZE)); }
+
+}  // namespace
+
+std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m) {
+  switch (m) {
+    case AttachMethod::Fexit:
+      return {s->progs.ca_fexit_cap_capable};
+    case AttachMethod::Kprobe:
+      return {s->progs.ca_kprobe_cap_capable, s->progs.ca_kretprobe_cap_capable};
+    case AttachMethod::Tracepoint:
+      return {s->progs.ca_tp_cap_capable};
+  }
+  return {};
+}
+
+std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions& o,
+                                        const ProgramSelection& sel) {
+  if (!sel.task_programs) return {};
+  if (!o.follow_tracked) return {s->progs.ca_tp_exec};
+  return {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit};
+}
+
+std::string section_names(const std::vector<bpf_program*>& progs) {
+  std::string out;
+  for (bpf_program* p : progs) {
+    if (!out.empty()) out += "+";
+    out += bpf_program__section_name(p);
+  }
+  return out;
+}
+
+int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const ProgramSelection& sel,
+                          const PinPlan* pins) {
+  // Programs: the method's, and the task programs only when asked for; a
+  // program not loaded cannot fail the load.
+  const auto wanted_cap = method_programs(s, sel.method);
+  for (bpf_program* p : all_cap_programs(s))
+    bpf_program__set_autoload(p, std::find(wanted_cap.begin(), wanted_cap.end(), p) != wanted_cap.end());
+  const auto wanted_tasks = task_programs(s, o, sel);
+  for (bpf_program* p : {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit})
+    bpf_program__set_autoload(p, std::find(wanted_tasks.begin(), wanted_tasks.end(), p) !=
+                                     wanted_tasks.end());
+
+  // Settings the verifier prunes dead branches by.
+  s->rodata->old_audit_arg = sel.old_audit;
+  s->rodata->follow_tracked = o.follow_tracked;
+  s->rodata->only_tgid = o.only_tgid;
+  s->rodata->stream_checks = o.stream_checks;
+  s->rodata->stream_kernel_stacks = o.stream_kernel_stacks;
+  s->rodata->stream_user_stacks = o.stream_user_stacks;
+  s->rodata->stack_sample_period = o.stack_sample_period;
+  const uint32_t period = o.stack_sample_period;
+  s->rodata->stack_sample_mask = period && !(period & (period - 1)) ? period - 1 : 0;
+
+  // Map sizes: what is not used costs a page (ring buffers) or one entry.
+  int err = 0;
+  auto set = [&err](bpf_map* m, uint32_t n) {
+    if (!err) err = bpf_map__set_max_entries(m, n);
+  };
+  set(s->maps.counts, o.max_checks);
+  set(s->maps.origins, o.max_origins);
+  set(s->maps.stacks, o.max_stacks);
+  set(s->maps.exec_events, sel.task_programs ? 256 * 1024 : page_size());
+  set(s->maps.check_events, o.stream_checks ? 4 * 1024 * 1024 : page_size());
+  if (sel.method != AttachMethod::Kprobe) set(s->maps.kprobe_args, 1);
+  if (err) return err;
+
+  // Maps an earlier run pinned replace the object's own, sizes and all.
+  if (pins) return reuse_pinned_maps(s, *pins);
+  return 0;
+}
+
+}  // namespace capaudit

@@ -1,0 +1,43 @@
+// The BPF object's programs and the one step between open and load where
+// settings reach it (as libbpf-tools' capable.c does between
+// capable_bpf__open() and capable_bpf__load()).
+#pragma once
+
+#include "capaudit.skel.h"
+#include "collector.h"
+#include "owners.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace capaudit {
+
+struct PinPlan;
+
+struct SkelDeleter {
+  void operator()(capaudit_bpf* s) const { capaudit_bpf__destroy(s); }
+};
+using SkelPtr = std::unique_ptr<capaudit_bpf, SkelDeleter>;
+
+// The programs one load asks for; every other program's autoload is off.
+struct ProgramSelection {
+  AttachMethod method;
+  bool old_audit;       // cap_capable's 4th argument is the pre-5.1 `int audit`
+  bool task_programs;   // tp_btf exec (and, following tracked tasks, fork/exit)
+};
+
+// The cap_capable programs of a method, in attach (and link pin) order.
+std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m);
+// The task programs a selection loads: exec, plus fork/exit in profile mode.
+std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions& o,
+                                        const ProgramSelection& sel);
+// Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").
+std::string section_names(const std::vector<bpf_program*>& progs);
+
+// Autoload, rodata the verifier prunes by, map sizes, and the pinned maps to
+// reuse (pins may be null). Returns 0 or a negative errno.
+int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const ProgramSelection& sel,
+                          const PinPlan* pins);
+
+}  // namespace capaudit

@@ -1,0 +1,68 @@
+// Pinning under bpffs and adopting what an earlier run pinned: the maps (so
+// counts survive the daemon), the cap_capable link (so counting goes on while
+// it is down) and the exec link (so execs made meanwhile name their binaries).
+//
+// Free of the generated skeleton, so the parts that need no BPF can be tested
+// without root.
+#pragma once
+
+#include "collector.h"
+#include "owners.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct capaudit_bpf;
+
+namespace capaudit {
+
+// Maps whose contents must survive the daemon; the pinned programs write
+// into them, so a restart reads on where the last run stopped. exec_events
+// too: execs made while the daemon is down wait there to name their
+// binaries (as many as its 256 KiB hold).
+inline constexpr const char* kPinnedMaps[] = {"counts",  "origins", "stacks",     "stats",
+                                              "tracked", "meta",    "exec_events"};
+// The link of the exec program (tp_btf/sched_process_exec).
+inline constexpr const char* kExecLinkPin = "link_exec";
+
+// Pin names of a method's links, in method_programs() order.
+std::vector<std::string> link_pin_names(AttachMethod m);
+// Every name capaudit may pin in its directory.
+std::vector<std::string> all_pin_names();
+
+// What start() found in the pin directory.
+struct PinPlan {
+  std::string dir;
+  bool reuse = false;                              // compatible maps found
+  std::optional<ca_pin_meta> meta;                 // when reuse
+  std::vector<std::pair<const char*, Fd>> maps;    // when reuse: name, pinned map
+};
+
+// Makes sure dir can hold pins (mounting bpffs on /sys/fs/bpf when dir is
+// under it and nothing is mounted there), creates it, and checks any pins an
+// earlier run left against this build's maps. Incompatible pins are removed
+// with a log line saying why. Throws CollectorError.
+PinPlan prepare_pins(const std::string& dir);
+// Throws CollectorError unless dir is, or would be, on a bpf filesystem.
+void ensure_bpffs(const std::string& dir);
+// Removes every capaudit pin in dir (not dir itself).
+void remove_pins(const std::string& dir);
+
+// Part of configure_before_load(): the object's maps become the pinned ones.
+// Returns 0 or a negative errno.
+int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan);
+
+// FNV-1a over every setting baked into the cap_capable program at load: a
+// pinned link is adopted only when its program was loaded with the same.
+uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit);
+
+// The pinned links of method m, when the maps are reused and their meta says
+// they were made by m with this config; empty otherwise (with a log line).
+std::vector<LinkPtr> adopt_links(const PinPlan& plan, AttachMethod m, uint64_t config);
+// The pinned exec link, if there is one and it can be opened.
+LinkPtr adopt_exec_link(const PinPlan& plan);
+
+}  // namespace capaudit
