@@ -101,7 +101,7 @@ void reset_signals() {
   std::vector<char*> argv;
   for (const auto& s : o.command) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
+  exec_command(o.exe, argv.data());
   std::string msg = "cannot run '" + o.command[0] + "': " + std::strerror(errno);
   (void)!write(err_fd, msg.data(), msg.size());
   _exit(127);

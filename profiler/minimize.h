@@ -81,6 +81,7 @@ void apply_stored_verifications(Analysis& a, Store& store);
 struct RerunOptions {
   std::vector<std::string> command;
   RunAs who;
+  const OpenedExecutable* exe = nullptr;  // exec this instead of command[0] by name (runas.h)
   bool capture_stdout = false;
   std::chrono::milliseconds timeout{30000};
   const volatile sig_atomic_t* interrupted = nullptr;  // set by a signal handler: stop now

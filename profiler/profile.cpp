@@ -35,7 +35,8 @@ int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid,
 // can exec; checks made while it sets itself up are capaudit's, not CMD's,
 // and are not counted (tracking starts at exec).
 [[noreturn]] void child_main(int go_fd, int err_fd, int out_fd, const ProfileArgs& a,
-                             const std::optional<RunAs>& who, const std::vector<int>& caps) {
+                             const std::optional<RunAs>& who, const std::vector<int>& caps,
+                             const OpenedExecutable* exe) {
   char byte;
   if (read(go_fd, &byte, 1) != 1) _exit(127);
   close(go_fd);
@@ -49,7 +50,7 @@ int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid,
   std::vector<char*> argv;
   for (auto& s : a.command) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
+  exec_command(exe, argv.data());
   std::string msg = "capaudit profile: cannot run '" + a.command[0] + "': " + std::strerror(errno) + "\n";
   (void)!write(err_fd, msg.data(), msg.size());
   _exit(127);
@@ -63,24 +64,6 @@ int exit_status_of(int status) {
 
 volatile sig_atomic_t g_interrupted = 0;
 extern "C" void on_interrupt(int) { g_interrupted = 1; }
-
-// command[0] as execvp finds it, resolved: the path the kernel reports.
-std::string resolve_command(const std::string& name) {
-  char buf[PATH_MAX];
-  if (name.find('/') != std::string::npos) return realpath(name.c_str(), buf) ? buf : name;
-  const char* path = getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string dir = dirs.substr(start, end - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (access(candidate.c_str(), X_OK) == 0 && realpath(candidate.c_str(), buf)) return buf;
-    start = end + 1;
-  }
-  return name;
-}
 
 // CMD's own executable: the first exec of the tracked process, else
 // command[0] resolved like execvp does.
@@ -106,8 +89,9 @@ std::string caps_list(const std::vector<int>& caps) {
 // --minimize: re-run CMD holding candidate sets (docs/minimize.md) and
 // rewrite CMD's binary in the analysis with what the runs showed. False
 // after printing the error when the verified set cannot be stored.
-bool verify_by_runs(const ProfileArgs& a, const RunAs& who, Analysis& analysis, const Behaviour& reference,
-                    std::chrono::milliseconds traced_for, const std::optional<ExeId>& first_exec, Store* db) {
+bool verify_by_runs(const ProfileArgs& a, const RunAs& who, const OpenedExecutable* exe, Analysis& analysis,
+                    const Behaviour& reference, std::chrono::milliseconds traced_for,
+                    const std::optional<ExeId>& first_exec, Store* db) {
   BinaryDecision* target = command_binary(analysis, first_exec, a.command);
   if (!target) {
     std::cerr << "capaudit profile: --minimize: no check of the command's own executable was recorded ("
@@ -126,6 +110,7 @@ bool verify_by_runs(const ProfileArgs& a, const RunAs& who, Analysis& analysis, 
   RerunOptions ro;
   ro.command = a.command;
   ro.who = who;
+  ro.exe = exe;
   ro.capture_stdout = a.compare_output;
   // A run that hangs without a capability must not hang capaudit.
   ro.timeout = std::max<std::chrono::milliseconds>(std::chrono::seconds(30), 4 * traced_for);
@@ -202,6 +187,24 @@ int cmd_profile(const ProfileArgs& a) {
       return 2;
     }
   }
+  // Every run of a --minimize session execs COMMAND the same way: by name,
+  // or, where USER cannot reach it without capabilities, through this.
+  std::optional<OpenedExecutable> exe;
+  if (a.minimize) {
+    exe = open_unreachable_executable(a.command[0], *who, &err);
+    if (!exe && !err.empty()) {
+      std::cerr << "capaudit profile: " << err << "\n";
+      return 1;
+    }
+    if (exe) {
+      std::cerr << "capaudit profile: " << quote_for_display(who->name) << " cannot reach "
+                << quote_for_display(exe->path)
+                << " without capabilities: every run executes it through a descriptor capaudit opened"
+                << (exe->script ? " (the script is given /dev/fd/" + std::to_string(exe->fd.get()) + " as its path)"
+                                : std::string())
+                << "\n";
+    }
+  }
   std::vector<int> caps = bounding_set();
 
   // Open the output before running anything, so a bad --output path fails
@@ -261,7 +264,7 @@ int cmd_profile(const ProfileArgs& a) {
   }
   if (child == 0) {
     close(go[1]);
-    child_main(go[0], STDERR_FILENO, tee[1], a, who, caps);
+    child_main(go[0], STDERR_FILENO, tee[1], a, who, caps, exe ? &*exe : nullptr);
   }
   child_tgid = static_cast<uint32_t>(child);
   close(go[0]);
@@ -337,7 +340,9 @@ int cmd_profile(const ProfileArgs& a) {
       reference.stdout_bytes = traced_output.bytes();
       reference.stdout_sha256 = traced_output.finish();
     }
-    if (!verify_by_runs(a, *who, analysis, reference, traced_for, first_exec, db_store.get())) return 1;
+    if (!verify_by_runs(a, *who, exe ? &*exe : nullptr, analysis, reference, traced_for, first_exec,
+                        db_store.get()))
+      return 1;
   }
   std::ostream& out = a.output ? static_cast<std::ostream&>(outfile) : std::cerr;
   if (a.json) out << to_json(analysis).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

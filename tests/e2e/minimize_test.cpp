@@ -48,6 +48,24 @@ std::string secret_file(const TempDir& dir) {
   return secret;
 }
 
+// A directory only root may enter, like /root or what mktemp -d makes.
+std::string private_dir(const TempDir& dir) {
+  std::string p = dir.file("private");
+  EXPECT_EQ(mkdir(p.c_str(), 0700), 0);
+  EXPECT_EQ(chmod(p.c_str(), 0700), 0);
+  return p;
+}
+
+std::string copy_file(const std::string& from, const std::string& to, mode_t mode) {
+  {
+    std::ifstream in(from, std::ios::binary);
+    std::ofstream out(to, std::ios::binary);
+    out << in.rdbuf();
+  }
+  EXPECT_EQ(chmod(to.c_str(), mode), 0);
+  return to;
+}
+
 TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
@@ -203,6 +221,66 @@ TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
   EXPECT_EQ((*b)["source"], "observed");
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});
   EXPECT_NE((*b)["warnings"].dump().find("SHA-256 differs"), std::string::npos) << b->dump(2);
+}
+
+// The traced run reaches a binary under a directory only root may enter
+// holding every capability, and the path walk is made before its checks
+// are counted: the re-runs, holding only the observed set, reach it through
+// the descriptor capaudit opened.
+TEST(Minimize, ExecutableInADirectoryOnlyRootMayEnter) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string wl = copy_file(workload("setuid_other"), private_dir(dir) + "/setuid_other", 0755);
+  ProfileRun m = minimize(dir, {wl});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  EXPECT_NE(m.run.err.find("every run executes it through a descriptor"), std::string::npos) << m.run.err;
+  const nlohmann::json* b = find_binary(m.report, real_path(wl));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_TRUE((*b)["verification"]["baseline_ok"].get<bool>()) << b->dump(2);
+  EXPECT_EQ((*b)["verification"]["observed"], nlohmann::json::array({"cap_setuid"})) << b->dump(2);
+  EXPECT_EQ(verdict(*b, "cap_setuid"), "needed") << b->dump(2);
+  EXPECT_EQ((*b)["verification"]["runs"], 2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});
+  EXPECT_EQ((*b)["source"], "verified");
+}
+
+// A script there: its interpreter is given /dev/fd/N, which stays open
+// across the exec, and reads the script through it.
+TEST(Minimize, ScriptInADirectoryOnlyRootMayEnter) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string script = private_dir(dir) + "/read.sh";
+  std::ofstream(script) << "#!/bin/sh\ncat " << secret_file(dir) << "\n";
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  ProfileRun m = minimize(dir, {script});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  EXPECT_EQ(m.run.out, "root only\n");
+  EXPECT_NE(m.run.err.find("the script is given /dev/fd/"), std::string::npos) << m.run.err;
+  const nlohmann::json* sh = find_binary(m.report, real_path("/bin/sh"));
+  ASSERT_TRUE(sh) << m.report.dump(2);
+  EXPECT_TRUE((*sh)["verification"]["baseline_ok"].get<bool>()) << sh->dump(2);
+  EXPECT_EQ(verdict(*sh, "cap_dac_read_search"), "needed") << sh->dump(2);  // cat's, held by the whole tree
+}
+
+// What a descriptor cannot get past is refused before anything runs.
+TEST(Minimize, CommandTheUserCannotStartIsRefusedUpFront) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string priv = private_dir(dir);
+  // The kernel looks a script's interpreter up by path.
+  std::string sh = copy_file(real_path("/bin/sh"), priv + "/sh", 0755);
+  std::string script = priv + "/script";
+  std::ofstream(script) << "#!" << sh << "\ntrue\n";
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  ProfileRun m = minimize(dir, {script});
+  EXPECT_EQ(m.run.exit_code, 1) << m.run.err;
+  EXPECT_NE(m.run.err.find("is a script and the kernel looks its interpreter"), std::string::npos) << m.run.err;
+  EXPECT_TRUE(m.report.is_discarded()) << "nothing should have run";
+  // Only root may execute it, wherever it lies.
+  std::string own = copy_file(workload("setuid_self"), dir.file("root_only"), 0700);
+  m = minimize(dir, {own});
+  EXPECT_EQ(m.run.exit_code, 1) << m.run.err;
+  EXPECT_NE(m.run.err.find("mode (0700) does not let nobody execute it"), std::string::npos) << m.run.err;
 }
 
 TEST(Minimize, UsageErrors) {
