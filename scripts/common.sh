@@ -6,7 +6,7 @@ CAPAUDIT_BUILD="${CAPAUDIT_BUILD:-$CAPAUDIT_SRC/build}"
 
 # What building and running capauditd needs.
 RUNTIME_PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev
-  libcap-ng-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev libsystemd-dev libssl-dev)
+  libcap-ng-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev libsystemd-dev libssl-dev libcli11-dev)
 # What the tests need on top: the workloads' tools and the cross-checks.
 TEST_PACKAGES=(googletest libgtest-dev sqlite3 libcap2-bin util-linux iputils-ping bpftrace
   systemd procps libclang-rt-14-dev)
