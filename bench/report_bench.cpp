@@ -260,7 +260,9 @@ int main(int argc, char** argv) {
     double t0 = now_ms();
     auto s = Store::open(db, &err, true);
     if (!s) die(err);
-    auto obs = std::make_unique<std::vector<Observation>>(load_observations(*s, std::nullopt));
+    auto read = load_observations(*s, std::nullopt, &err);
+    if (!read) die(err);
+    auto obs = std::make_unique<std::vector<Observation>>(std::move(*read));
     double t1 = now_ms();
     auto a = std::make_unique<Analysis>(analyze(*obs, Rules::builtin()));
     double t2 = now_ms();

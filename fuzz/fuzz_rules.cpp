@@ -1,5 +1,6 @@
 // libFuzzer target: a rules table (profiler/rules.json's format), parsed and
 // then used: its fnmatch patterns run against real origins and frames.
+#include "cpu_budget.h"
 #include "rules.h"
 
 #include <cstddef>
@@ -9,6 +10,7 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  capaudit::fuzz::CpuBudget budget;
   std::string text(reinterpret_cast<const char*>(data), size);
   std::string err;
   auto rules = capaudit::Rules::parse(text, "fuzz.json", &err);

@@ -3,6 +3,7 @@
 // whole report path runs over what it reads: SQLite must refuse what it
 // cannot read, and nothing stored (paths, frames JSON, counts) may crash the
 // engine or the JSON writer.
+#include "cpu_budget.h"
 #include "engine.h"
 #include "store.h"
 
@@ -25,6 +26,7 @@ std::string db_path() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  capaudit::fuzz::CpuBudget budget;
   static const std::string path = db_path();
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) unlink((path + suffix).c_str());
   FILE* f = std::fopen(path.c_str(), "wb");
@@ -42,13 +44,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::string problems;
   store->check_integrity(&problems);
-  auto observations = capaudit::load_observations(*store, std::nullopt);
+  auto observations = capaudit::load_observations(*store, std::nullopt, &err);
+  // A damaged file is refused whole, with a message naming it.
+  if (!observations) {
+    if (err.find(path) == std::string::npos) abort();
+    return 0;
+  }
   for (const auto& b : store->binaries())
     for (const auto& c : store->checks(b.id)) store->origins(c.id);
   store->stats();
   store->meta("attach_method");
   store->load_drain_state();
-  capaudit::Analysis analysis = capaudit::analyze(observations, capaudit::Rules::builtin());
+  capaudit::Analysis analysis = capaudit::analyze(*observations, capaudit::Rules::builtin());
   std::ostringstream out;
   capaudit::write_json(out, analysis);
   return 0;

@@ -203,18 +203,50 @@ class Store {
   const std::string& last_error() const { return last_error_; }
   sqlite3* handle() { return db_; }
 
+  // Every read that fails (SQLite's error, rows out of key order, a budget
+  // run out) leaves the store failed: what any read returned since may be
+  // partial, so callers check this before presenting it as complete.
+  bool read_failed() const { return read_failed_; }
+  // The failure, read or write, came from a damaged file.
+  bool damaged() const { return damaged_; }
+  // For the user: names the file, says what is wrong and how to check it.
+  std::string damage_message() const;
+
+  // Work allowed to one statement, in SQLite virtual machine operations per
+  // KiB of the file (and its WAL): a damaged b-tree can yield rows forever,
+  // and no statement of the store needs more than a few thousand operations
+  // per KiB it reads (docs/schema.md has the measurement).
+  static constexpr uint64_t kOpsPerKiB = 20'000;
+  static constexpr uint64_t kOpsSlackKiB = 256;
+  static constexpr int kProgressOps = 1000;  // how often SQLite asks
+
  private:
+  friend class Query;
   Store(sqlite3* db, std::string path);
   bool exec(const char* sql, std::string* err = nullptr);
   bool migrate(std::string* err);
   sqlite3_stmt* prepare(std::string_view sql);
   void record_error(const char* what);
+  // Records a failed step; rc is sqlite3_step's result.
+  void record_step_error(const char* what, int rc);
+  void mark_damaged(const std::string& why);
+  // The statement budget: reset when a top-level statement starts.
+  void start_statement();
+  void end_statement() { active_statements_--; }
+  static int on_progress(void* self);
+  uint64_t ops_limit() const;
 
   sqlite3* db_ = nullptr;
   std::string path_;
   std::string last_error_;
   int last_code_ = SQLITE_OK;  // SQLite's code of last_error_
   std::map<std::string, sqlite3_stmt*, std::less<>> stmts_;
+  bool read_failed_ = false;
+  bool damaged_ = false;
+  int active_statements_ = 0;
+  uint64_t ops_ = 0;
+  uint64_t ops_checked_at_ = 0;
+  bool over_budget_ = false;
 };
 
 std::string audit_name(Audit a);  // "yes", "no", "unknown"

@@ -587,42 +587,6 @@ std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
   return {first, last};
 }
 
-std::vector<Observation> load_observations(Store& store, const std::optional<std::string>& path) {
-  std::vector<Observation> out;
-  if (!path) {
-    // The whole database: three queries rather than one per binary and check.
-    std::vector<BinaryRow> bins = store.binaries();
-    std::vector<CheckRow> checks = store.all_checks();
-    std::map<int64_t, std::vector<OriginRow>> origins = store.all_origins();
-    std::unordered_map<int64_t, size_t> index;
-    out.reserve(bins.size());
-    for (BinaryRow& b : bins) {
-      index.emplace(b.id, out.size());
-      out.emplace_back().binary = std::move(b);
-    }
-    for (CheckRow& c : checks) {
-      auto at = index.find(c.binary_id);
-      if (at == index.end()) continue;
-      ObservedCheck& oc = out[at->second].checks.emplace_back();
-      if (auto o = origins.find(c.id); o != origins.end()) oc.origins = std::move(o->second);
-      oc.row = c;
-    }
-    return out;
-  }
-  for (BinaryRow& b : store.binaries(path)) {
-    Observation o;
-    o.binary = std::move(b);
-    for (CheckRow& c : store.checks(o.binary.id)) {
-      ObservedCheck oc;
-      oc.origins = store.origins(c.id);
-      oc.row = c;
-      o.checks.push_back(std::move(oc));
-    }
-    out.push_back(std::move(o));
-  }
-  return out;
-}
-
 Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
   // Same path, other inode: the file was replaced; its checks are one
   // program's history. Groups keep the order the observations came in.

@@ -1,10 +1,11 @@
 // The least-privilege engine: observed checks + rules -> the minimal
 // capability set per binary, with a reason for every capability kept or
-// dropped. Pure logic over plain data: no kernel, no database.
+// dropped. Pure logic over plain data: no kernel, no database (the
+// observations are read by lib/observations.h).
 #pragma once
 
+#include "observations.h"
 #include "rules.h"
-#include "store.h"
 
 #include <nlohmann/json.hpp>
 
@@ -16,20 +17,6 @@
 #include <vector>
 
 namespace capaudit {
-
-// One binary as observed: its row, and each check row with its origins.
-struct ObservedCheck {
-  CheckRow row;
-  std::vector<OriginRow> origins;
-};
-
-struct Observation {
-  BinaryRow binary;  // for `profile` without a database, ids are 0
-  std::vector<ObservedCheck> checks;
-};
-
-// Reads every binary (or those at `path`) with its checks and origins.
-std::vector<Observation> load_observations(Store& store, const std::optional<std::string>& path);
 
 enum class Verification { Unverified, ConfirmedNeeded, DroppedByRun };
 // "unverified", "needed", "dropped": the JSON `verified` values.

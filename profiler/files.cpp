@@ -161,7 +161,9 @@ struct Seen {
   std::map<std::string, const BinaryDecision*> by_path;
 };
 
-std::optional<Seen> load_seen(const std::string& db) {
+// *damaged: the database exists but could not be read whole; the listing
+// goes on without it and the command then fails.
+std::optional<Seen> load_seen(const std::string& db, bool* damaged) {
   struct stat st {};
   if (stat(db.c_str(), &st) != 0) return std::nullopt;  // no daemon here: nothing to show
   std::string err;
@@ -171,7 +173,13 @@ std::optional<Seen> load_seen(const std::string& db) {
     return std::nullopt;
   }
   Seen s;
-  s.observations = load_observations(*store, std::nullopt);
+  auto observations = load_observations(*store, std::nullopt, &err);
+  if (!observations) {
+    std::cerr << "capaudit: not showing what was seen: " << escape_for_display(err) << "\n";
+    *damaged = true;
+    return std::nullopt;
+  }
+  s.observations = std::move(*observations);
   s.analysis = analyze(s.observations, Rules::builtin());
   for (const BinaryDecision& b : s.analysis.binaries) {
     if (!b.path.empty()) s.by_path[b.path] = &b;
@@ -195,7 +203,9 @@ int cmd_files(const FilesArgs& args) {
   bool ok = true;
   for (const std::string& d : dirs) ok = walker.walk(d, explicit_dirs) && ok;
 
-  std::optional<Seen> seen = load_seen(args.db);
+  bool damaged = false;
+  std::optional<Seen> seen = load_seen(args.db, &damaged);
+  if (damaged) ok = false;
   auto seen_for = [&](const std::string& path) -> const BinaryDecision* {
     auto it = seen->by_path.find(path);
     return it == seen->by_path.end() ? nullptr : it->second;

@@ -329,7 +329,12 @@ int cmd_profile(const ProfileArgs& a) {
       return 1;
     }
   }
-  std::vector<Observation> obs = load_observations(*run_store, std::nullopt);
+  std::optional<std::vector<Observation>> loaded = load_observations(*run_store, std::nullopt, &err);
+  if (!loaded) {
+    std::cerr << "capaudit profile: " << err << "\n";
+    return 1;
+  }
+  const std::vector<Observation>& obs = *loaded;
   Analysis analysis = analyze(obs, Rules::builtin());
   if (a.minimize) {
     collector.reset();  // the re-runs are not traced

@@ -169,12 +169,22 @@ std::optional<Loaded> load(const std::string& db, const std::optional<std::strin
     *status = 1;
     return std::nullopt;
   }
-  l.observations = load_observations(*l.store, binary);
-  if (binary && l.observations.empty()) {
+  auto read = [&](const std::optional<std::string>& path) {
+    auto obs = load_observations(*l.store, path, &err);
+    if (obs) l.observations = std::move(*obs);
+    return obs.has_value();
+  };
+  bool ok = read(binary);
+  if (ok && binary && l.observations.empty()) {
     // The kernel records the resolved path: /bin/ping is seen as /usr/bin/ping.
     std::error_code ec;
     auto canonical = std::filesystem::canonical(*binary, ec);
-    if (!ec && canonical.string() != *binary) l.observations = load_observations(*l.store, canonical.string());
+    if (!ec && canonical.string() != *binary) ok = read(canonical.string());
+  }
+  if (!ok) {
+    std::cerr << "capaudit: " << escape_for_display(err) << "\n";
+    *status = 1;
+    return std::nullopt;
   }
   if (binary && l.observations.empty()) {
     std::cerr << "capaudit: no checks recorded for binary " << quote_for_display(*binary) << " in "
@@ -308,6 +318,10 @@ int cmd_recommend(const RecommendArgs& args) {
   if (!loaded) return status;
   // A set checked by re-running the program beats one inferred from checks.
   apply_stored_verifications(loaded->analysis, *loaded->store);
+  if (loaded->store->read_failed()) {
+    std::cerr << "capaudit: " << escape_for_display(loaded->store->damage_message()) << "\n";
+    return 1;
+  }
   if (!args.output) return write_recommendation(std::cout, args, *loaded);
   AtomicOutput file(*args.output);
   if (!file.error().empty()) {

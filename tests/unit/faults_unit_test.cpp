@@ -138,10 +138,10 @@ TEST(StoreBulk, ReadsWhatRowByRowReads) {
     }
   }
   // Whole database and one binary at a time: the same observations.
-  auto all = load_observations(*s, std::nullopt);
+  auto all = load_observations(*s, std::nullopt, &err).value();
   ASSERT_EQ(all.size(), 2u);
   for (const Observation& o : all) {
-    auto single = load_observations(*s, o.binary.key.path);
+    auto single = load_observations(*s, o.binary.key.path, &err).value();
     ASSERT_EQ(single.size(), 1u);
     ASSERT_EQ(single[0].checks.size(), o.checks.size());
     for (size_t i = 0; i < o.checks.size(); i++) {
@@ -158,7 +158,7 @@ TEST(ReportJson, StreamedIsByteForByteTheDocument) {
   ASSERT_TRUE(s) << err;
   // A path with what JSON must escape, a newline among it.
   s->upsert_binary({0x801, 99, "/tmp/odd\n\"name\"\\\x01", ""}, false, 100);
-  auto obs = load_observations(*s, std::nullopt);
+  auto obs = load_observations(*s, std::nullopt, &err).value();
   Analysis a = analyze(obs, Rules::builtin());
   ASSERT_GE(a.binaries.size(), 3u);
   std::ostringstream streamed;
