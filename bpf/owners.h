@@ -1,6 +1,6 @@
 // RAII owners for the fds and libbpf objects of the collector, so that every
 // early return and every exception while starting closes what was opened.
-// (The skeleton's owner is in skeleton.h, next to the generated header.)
+// (The skeleton's owner is in configure.h, next to the generated header.)
 #pragma once
 
 #include <bpf/btf.h>

@@ -8,6 +8,7 @@
 // exec ring buffer.
 #include "collector.h"
 #include "kernel_features.h"
+#include "libbpf_log.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -337,6 +338,43 @@ TEST(CollectorE2E, ForcedMethodFailureNamesTheMethod) {
     }
   }
   if (!refused) GTEST_SKIP() << "fexit and kprobe both work on this kernel";
+}
+
+// Which program the kernel refused is known from what was loaded, not from
+// libbpf's wording: with libbpf silent, refusals still name the program, and
+// the exec program is not dropped for the method's fault.
+TEST(CollectorE2E, RefusalsAreNamedWithLibbpfSilent) {
+  if (geteuid() != 0) SKIP_OR_FAIL("the collector tests need root (BPF)");
+  install_libbpf_logging();
+  libbpf_print_fn_t prev = libbpf_set_print(nullptr);
+  struct Restore {
+    libbpf_print_fn_t fn;
+    ~Restore() { libbpf_set_print(fn); }
+  } restore{prev};
+
+  START_OR_SKIP(c, CollectorOptions{});
+  for (const auto& p : c->passed_over()) {
+    if (p.why.find("failed to load") == std::string::npos) continue;
+    const std::string section = p.method == AttachMethod::Fexit    ? "fexit/cap_capable"
+                                : p.method == AttachMethod::Kprobe ? "kprobe/cap_capable"
+                                                                   : "tp_btf/cap_capable";
+    EXPECT_NE(p.why.find(section), std::string::npos) << p.why;
+  }
+  if (KernelFeatures::get().has_sched_exec_tracepoint()) {
+    EXPECT_GE(c->events_fd(), 0) << "exec events lost for a refused method";
+  }
+  c.reset();
+
+  CollectorOptions forced;
+  forced.forced_method = AttachMethod::Fexit;
+  try {
+    Collector::start(forced);
+    GTEST_SKIP() << "fexit works on this kernel";
+  } catch (const CollectorError& e) {
+    EXPECT_NE(std::string(e.what()).find("'fexit' refused by the kernel: fexit/cap_capable"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(CollectorE2E, NoUsableMethodThrowsListingEach) {
