@@ -3,10 +3,7 @@
 #include "capnames.h"
 #include "identity.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <poll.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,43 +70,6 @@ std::string names(const std::vector<int>& caps) {
   std::vector<std::string> n;
   for (int c : caps) n.push_back(cap_name(c));
   return n.empty() ? "none" : join(n, ", ");
-}
-
-int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-// In the re-run child: dispositions capaudit changed for itself go back to
-// the defaults the command would get from a shell.
-void reset_signals() {
-  for (int sig : {SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
-[[noreturn]] void rerun_child(const RerunOptions& o, const std::vector<int>& caps, int devnull, int out_fd,
-                              int err_fd) {
-  setpgid(0, 0);
-  reset_signals();
-  if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd >= 0 ? out_fd : devnull, STDOUT_FILENO) < 0 ||
-      dup2(devnull, STDERR_FILENO) < 0)
-    _exit(127);
-  std::string err;
-  if (!become_user_with_ambient(o.who, caps, &err)) {
-    (void)!write(err_fd, err.data(), err.size());
-    _exit(127);
-  }
-  std::vector<char*> argv;
-  for (const auto& s : o.command) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  exec_command(o.exe, argv.data());
-  std::string msg = "cannot run '" + o.command[0] + "': " + std::strerror(errno);
-  (void)!write(err_fd, msg.data(), msg.size());
-  _exit(127);
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -408,90 +368,42 @@ void apply_stored_verifications(Analysis& a, Store& store) {
 }
 
 RunResult rerun(const RerunOptions& o, const std::vector<int>& caps) {
+  using S = ChildOptions::Stream;
   RunResult r;
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int err_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
-  auto close_all = [&] {
-    for (int* fd : {&devnull, &err_pipe[0], &err_pipe[1], &out_pipe[0], &out_pipe[1]}) {
-      if (*fd >= 0) close(*fd);
-      *fd = -1;
-    }
-  };
-  if (devnull < 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || (o.capture_stdout && pipe2(out_pipe, O_CLOEXEC) != 0)) {
-    r.error = std::string("cannot set up a run: ") + std::strerror(errno);
-    close_all();
+  ChildOptions c;
+  c.argv = o.command;
+  c.exe = o.exe;
+  c.who = o.who;
+  c.caps = caps;
+  c.in = S::Null;
+  c.out = o.capture_stdout ? S::Capture : S::Null;
+  c.err = S::Null;
+  c.own_process_group = true;
+  c.default_signals = true;
+  std::unique_ptr<ChildProc> child = ChildProc::start(c, &r.error);
+  if (!child) {
+    r.error = "cannot set up a run: " + r.error;
     return r;
   }
-  // Only capaudit's end: the command's standard output stays blocking.
-  if (out_pipe[0] >= 0) fcntl(out_pipe[0], F_SETFL, fcntl(out_pipe[0], F_GETFL) | O_NONBLOCK);
-  pid_t pid = fork();
-  if (pid < 0) {
-    r.error = std::string("fork: ") + std::strerror(errno);
-    close_all();
-    return r;
-  }
-  if (pid == 0) rerun_child(o, caps, devnull, out_pipe[1], err_pipe[1]);
-  setpgid(pid, pid);  // either side may win; both ask for the same
-  close(err_pipe[1]);
-  err_pipe[1] = -1;
-  if (out_pipe[1] >= 0) {
-    close(out_pipe[1]);
-    out_pipe[1] = -1;
-  }
-
   OutputDigest digest;
-  int pidfd = pidfd_open(pid);
-  const int64_t deadline = now_ms() + o.timeout.count();
-  int status = 0;
-  bool exited = false, interrupted = false;
-  while (!exited) {
-    if (o.interrupted && *o.interrupted) {
-      interrupted = true;
-      break;
-    }
-    int64_t left = deadline - now_ms();
-    if (left <= 0) {
-      r.behaviour.timed_out = true;
-      break;
-    }
-    pollfd fds[2] = {{pidfd, POLLIN, 0}, {out_pipe[0], POLLIN, 0}};
-    // Without a pidfd (older kernels), look for the exit every 50 ms.
-    int wait = pidfd >= 0 ? static_cast<int>(std::min<int64_t>(left, 1000)) : 50;
-    int n = poll(fds, 2, wait);
-    if (n < 0 && errno != EINTR) break;
-    if (out_pipe[0] >= 0 && fds[1].revents && !digest.pump(out_pipe[0])) {
-      close(out_pipe[0]);
-      out_pipe[0] = -1;
-    }
-    if (pidfd < 0 || fds[0].revents) {
-      pid_t w = waitpid(pid, &status, WNOHANG);
-      if (w == pid) exited = true;
-    }
-  }
-  // Whatever it left running in its group goes too, so the next run starts
-  // without it.
-  kill(-pid, SIGKILL);
-  if (!exited) waitpid(pid, &status, 0);
-  if (pidfd >= 0) close(pidfd);
-  if (out_pipe[0] >= 0) digest.pump(out_pipe[0]);
-
-  std::string setup_error;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(err_pipe[0], buf, sizeof buf)) > 0) setup_error.append(buf, static_cast<size_t>(n));
-  close_all();
-  if (interrupted) {
+  ChildProc::WaitOptions w;
+  w.timeout = o.timeout;
+  w.interrupted = o.interrupted;
+  w.on_output = [&digest](int fd) { return digest.pump(fd); };
+  ChildExit e = child->wait(w);
+  if (e.interrupted) {
     r.error = "interrupted";
     return r;
   }
-  if (!setup_error.empty()) {
-    r.error = setup_error;
+  if (!e.setup_error.empty()) {
+    r.error = e.setup_error;
     return r;
   }
   r.ran = true;
-  if (WIFEXITED(status)) r.behaviour.exit_status = WEXITSTATUS(status);
-  if (WIFSIGNALED(status) && !r.behaviour.timed_out) {
-    r.behaviour.signal = WTERMSIG(status);
+  r.behaviour.timed_out = e.timed_out;
+  if (WIFEXITED(e.wstatus)) r.behaviour.exit_status = WEXITSTATUS(e.wstatus);
+  if (WIFSIGNALED(e.wstatus) && !e.timed_out) {
+    r.behaviour.signal = WTERMSIG(e.wstatus);
     r.behaviour.exit_status = 128 + r.behaviour.signal;
   }
   if (o.capture_stdout) {

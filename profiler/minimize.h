@@ -5,6 +5,7 @@
 // command does. docs/minimize.md says what this can and cannot know.
 #pragma once
 
+#include "child.h"
 #include "engine.h"
 #include "rules.h"
 #include "runas.h"
@@ -81,7 +82,7 @@ void apply_stored_verifications(Analysis& a, Store& store);
 struct RerunOptions {
   std::vector<std::string> command;
   RunAs who;
-  const OpenedExecutable* exe = nullptr;  // exec this instead of command[0] by name (runas.h)
+  const OpenedExecutable* exe = nullptr;  // exec this instead of command[0] by name (child.h)
   bool capture_stdout = false;
   std::chrono::milliseconds timeout{30000};
   const volatile sig_atomic_t* interrupted = nullptr;  // set by a signal handler: stop now

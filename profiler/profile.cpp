@@ -1,6 +1,7 @@
 // capaudit profile: run one command, count the checks of its whole process
 // tree, and report the minimal set, like strace for capabilities.
 #include "capnames.h"
+#include "child.h"
 #include "collector.h"
 #include "commands.h"
 #include "drainer.h"
@@ -8,19 +9,14 @@
 #include "minimize.h"
 #include "runas.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -28,39 +24,6 @@
 namespace capaudit {
 
 namespace {
-
-int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-// The child waits on `go` so that its pid is marked for tracking before it
-// can exec; checks made while it sets itself up are capaudit's, not CMD's,
-// and are not counted (tracking starts at exec).
-[[noreturn]] void child_main(int go_fd, int err_fd, int out_fd, const ProfileArgs& a,
-                             const std::optional<RunAs>& who, const std::vector<int>& caps,
-                             const OpenedExecutable* exe) {
-  char byte;
-  if (read(go_fd, &byte, 1) != 1) _exit(127);
-  close(go_fd);
-  if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) _exit(127);
-  std::string err;
-  if (who && !become_user_with_ambient(*who, caps, &err)) {
-    std::string msg = "capaudit profile: " + err + "\n";
-    (void)!write(err_fd, msg.data(), msg.size());
-    _exit(127);
-  }
-  std::vector<char*> argv;
-  for (auto& s : a.command) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  exec_command(exe, argv.data());
-  std::string msg = "capaudit profile: cannot run '" + a.command[0] + "': " + std::strerror(errno) + "\n";
-  (void)!write(err_fd, msg.data(), msg.size());
-  _exit(127);
-}
-
-int exit_status_of(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
-}
 
 volatile sig_atomic_t g_interrupted = 0;
 extern "C" void on_interrupt(int) { g_interrupted = 1; }
@@ -246,68 +209,45 @@ int cmd_profile(const ProfileArgs& a) {
     if (!first_exec && child_tgid && ev.tgid == child_tgid) first_exec = ExeId{ev.exe_dev, ev.exe_ino};
   });
 
-  int go[2];
+  ChildOptions run;
+  run.argv = a.command;
+  run.exe = exe ? &*exe : nullptr;
+  run.who = who;
+  run.caps = caps;
   // --compare-output: the traced run's output is compared with the re-runs'
   // too, so it goes through capaudit, which passes it on.
-  int tee[2] = {-1, -1};
-  if (pipe2(go, O_CLOEXEC) != 0 || (a.compare_output && pipe2(tee, O_CLOEXEC) != 0)) {
-    std::cerr << "capaudit profile: pipe: " << std::strerror(errno) << "\n";
-    return 1;
-  }
-  if (tee[0] >= 0) fcntl(tee[0], F_SETFL, fcntl(tee[0], F_GETFL) | O_NONBLOCK);
+  if (a.compare_output) run.out = ChildOptions::Stream::Capture;
+  // Held until its pid is marked for tracking, so that it cannot exec before.
+  run.start_stopped = true;
   std::cout.flush();
   auto started = std::chrono::steady_clock::now();
-  pid_t child = fork();
-  if (child < 0) {
-    std::cerr << "capaudit profile: fork: " << std::strerror(errno) << "\n";
+  std::unique_ptr<ChildProc> child = ChildProc::start(run, &err);
+  if (!child) {
+    std::cerr << "capaudit profile: " << err << "\n";
     return 1;
   }
-  if (child == 0) {
-    close(go[1]);
-    child_main(go[0], STDERR_FILENO, tee[1], a, who, caps, exe ? &*exe : nullptr);
-  }
-  child_tgid = static_cast<uint32_t>(child);
-  close(go[0]);
-  if (tee[1] >= 0) close(tee[1]);
-  bool tracked = collector->track_process(static_cast<uint32_t>(child));
-  if (!tracked || write(go[1], "g", 1) != 1) {
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
+  child_tgid = static_cast<uint32_t>(child->pid());
+  if (!collector->track_process(static_cast<uint32_t>(child->pid())) || !child->resume()) {
+    child.reset();  // killed and reaped
     std::cerr << "capaudit profile: cannot track the command's process\n";
     return 1;
   }
-  close(go[1]);
 
   // The command's own signals (Ctrl-C) reach it through the terminal; the
   // profiler outlives it to write the report.
   signal(SIGINT, SIG_IGN);
   signal(SIGQUIT, SIG_IGN);
   // A reader of the copied output that goes away must not kill capaudit.
-  if (tee[0] >= 0) signal(SIGPIPE, SIG_IGN);
+  if (a.compare_output) signal(SIGPIPE, SIG_IGN);
   OutputDigest traced_output(STDOUT_FILENO);
-  int pidfd = pidfd_open(child);
-  int status = 0;
-  for (;;) {
-    // poll skips negative descriptors: no pidfd, no copy of the output.
-    pollfd fds[3] = {{collector->events_fd(), POLLIN, 0}, {pidfd, POLLIN, 0}, {tee[0], POLLIN, 0}};
-    int n = poll(fds, 3, pidfd >= 0 ? -1 : 100);
-    if (n < 0 && errno != EINTR) break;
-    if (fds[0].revents) collector->poll_events(0);
-    if (tee[0] >= 0 && fds[2].revents && !traced_output.pump(tee[0])) {
-      close(tee[0]);
-      tee[0] = -1;
-    }
-    if (pidfd < 0 || fds[1].revents) {
-      pid_t w = waitpid(child, &status, WNOHANG);
-      if (w == child) break;
-    }
-  }
+  ChildProc::WaitOptions wo;
+  wo.on_output = [&traced_output](int fd) { return traced_output.pump(fd); };
+  wo.watch_fd = collector->events_fd();
+  wo.on_watch = [&collector] { collector->poll_events(0); };
+  ChildExit ended = child->wait(wo);
   auto traced_for = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  if (pidfd >= 0) close(pidfd);
-  if (tee[0] >= 0) {
-    traced_output.pump(tee[0]);
-    close(tee[0]);
-  }
+  if (!ended.setup_error.empty()) std::cerr << "capaudit profile: " << ended.setup_error << "\n";
+  const int status = ended.wstatus;
   collector->poll_events(0);
 
   DrainOptions dopts;
@@ -339,7 +279,7 @@ int cmd_profile(const ProfileArgs& a) {
   if (a.minimize) {
     collector.reset();  // the re-runs are not traced
     Behaviour reference;
-    reference.exit_status = exit_status_of(status);
+    reference.exit_status = exit_status(status);
     if (WIFSIGNALED(status)) reference.signal = WTERMSIG(status);
     if (a.compare_output) {
       reference.stdout_bytes = traced_output.bytes();
@@ -353,7 +293,7 @@ int cmd_profile(const ProfileArgs& a) {
   if (a.json) out << to_json(analysis).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else print_recommend_table(out, analysis);
   out.flush();
-  return exit_status_of(status);
+  return exit_status(status);
 }
 
 }  // namespace capaudit
