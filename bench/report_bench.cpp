@@ -3,6 +3,7 @@
 // the store's own API, each with a few checks and origins of the kinds a
 // real host shows.
 #include "engine.h"
+#include "render.h"
 #include "identity.h"
 #include "kallsyms.h"
 #include "store.h"

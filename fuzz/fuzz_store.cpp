@@ -5,6 +5,7 @@
 // engine or the JSON writer.
 #include "cpu_budget.h"
 #include "engine.h"
+#include "render.h"
 #include "store.h"
 
 #include <unistd.h>

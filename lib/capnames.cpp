@@ -108,6 +108,18 @@ std::vector<std::string> cap_set_names(uint64_t set) {
   return names;
 }
 
+std::vector<std::string> cap_names(const std::vector<int>& caps) {
+  std::vector<std::string> names;
+  names.reserve(caps.size());
+  for (int cap : caps) names.push_back(cap_name(cap));
+  return names;
+}
+
+void sort_caps_by_name(std::vector<int>& caps) {
+  std::sort(caps.begin(), caps.end(), [](int a, int b) { return cap_name(a) < cap_name(b); });
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+}
+
 std::string setcap_text(const std::vector<int>& caps) {
   std::set<std::string> names;  // sorted and de-duplicated
   std::set<int> unnamed;

@@ -17,6 +17,10 @@ std::optional<int> cap_from_name(std::string_view name);
 int last_cap();
 // Bit set -> sorted names.
 std::vector<std::string> cap_set_names(uint64_t set);
+// Each capability's name, in the order given.
+std::vector<std::string> cap_names(const std::vector<int>& caps);
+// Sorts by name (the order every output lists a set in), duplicates dropped.
+void sort_caps_by_name(std::vector<int>& caps);
 // "cap_chown,cap_net_raw+ep" for setcap, empty string for an empty set.
 // Names sorted alphabetically, duplicates dropped; capabilities libcap-ng
 // cannot name follow as bare numbers ("cap_chown,41+ep"), which setcap accepts.

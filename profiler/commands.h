@@ -5,6 +5,7 @@
 
 #include "display.h"
 #include "engine.h"
+#include "render.h"  // every output format, shared by report, recommend and profile
 
 #include <cstdint>
 #include <optional>
@@ -61,29 +62,5 @@ struct TraceArgs {
   uint32_t pid = 0;
 };
 int cmd_trace(const TraceArgs& a);
-
-// Renderers shared by report, recommend and profile.
-void print_report_table(std::ostream& out, const Analysis& a);
-void print_recommend_table(std::ostream& out, const Analysis& a);
-
-// The nightly setcap script (recommend --format script): narrow-only, see
-// CONTRACT.md. Needs the store for each binary's recorded identity.
-int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
-
-
-// Column-aligned text for the human formats. Cells must already be safe to
-// print (see above); widths are byte counts, which holds for escaped text.
-class TextTable {
- public:
-  explicit TextTable(std::vector<std::string> header);
-  void add(std::vector<std::string> row);
-  void align_right(size_t column);
-  void print(std::ostream& out, std::string_view indent = "") const;
-
- private:
-  std::vector<std::string> header_;
-  std::vector<std::vector<std::string>> rows_;
-  std::vector<size_t> right_;
-};
 
 }  // namespace capaudit

@@ -16,11 +16,6 @@ constexpr const char* kProfileHint = "capaudit profile --user nobody -- CMD";
 
 uint64_t bit(int cap) { return (cap >= 0 && cap < 64) ? uint64_t{1} << cap : 0; }
 
-void sort_by_name(std::vector<int>& caps) {
-  std::sort(caps.begin(), caps.end(), [](int a, int b) { return cap_name(a) < cap_name(b); });
-  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-}
-
 std::string times(uint64_t n) { return n == 1 ? "once" : std::to_string(n) + " times"; }
 
 // One origin of a check row, or the row itself when no stack was recorded
@@ -297,9 +292,8 @@ class BinaryAnalyzer {
       }
       return false;
     }
-    sort_by_name(narrows);
-    std::vector<std::string> names;
-    for (int c : narrows) names.push_back(cap_name(c));
+    sort_caps_by_name(narrows);
+    std::vector<std::string> names = cap_names(narrows);
     for (auto& [n, t] : take) {
       if (t == 0) continue;
       n->narrow_budget -= t;
@@ -501,7 +495,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     return static_cast<int>(a.audit) < static_cast<int>(b.audit);
   });
   bd.capabilities.assign(caps.begin(), caps.end());
-  sort_by_name(bd.capabilities);
+  sort_caps_by_name(bd.capabilities);
 
   // Warnings: what the observation cannot show, and privilege held for nothing.
   bool kernel_thread = b.key.path.empty() && !b.key.comm.empty();
@@ -529,16 +523,6 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
   return bd;
 }
 
-nlohmann::json opt_string(const std::optional<std::string>& s) {
-  return s ? nlohmann::json(*s) : nlohmann::json(nullptr);
-}
-
-nlohmann::json cap_names_json(const std::vector<int>& caps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (int c : caps) out.push_back(cap_name(c));
-  return out;
-}
-
 }  // namespace
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
@@ -548,34 +532,6 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     out += p;
   }
   return out;
-}
-
-std::string verification_name(Verification v) {
-  switch (v) {
-    case Verification::ConfirmedNeeded: return "needed";
-    case Verification::DroppedByRun: return "dropped";
-    case Verification::Unverified: break;
-  }
-  return "unverified";
-}
-
-nlohmann::json verification_to_json(const VerificationInfo& v) {
-  using nlohmann::json;
-  json caps = json::array();
-  for (const CapabilityVerdict& cv : v.capabilities) {
-    caps.push_back({{"capability", cap_name(cv.cap)},
-                    {"verified", verification_name(cv.verified)},
-                    {"runs", cv.runs},
-                    {"reason", cv.reason},
-                    {"replaced_by", cv.replaced_by ? json(cap_name(*cv.replaced_by)) : json(nullptr)}});
-  }
-  return {{"runs", v.runs},
-          {"baseline_ok", v.baseline_ok},
-          {"compare_output", v.compare_output},
-          {"created", v.created},
-          {"observed", cap_names_json(v.observed)},
-          {"capabilities", std::move(caps)},
-          {"note", v.note.empty() ? json(nullptr) : json(v.note)}};
 }
 
 std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
@@ -603,86 +559,6 @@ Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
   a.binaries.reserve(groups.size());
   for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, matcher, names));
   return a;
-}
-
-nlohmann::json binary_to_json(const BinaryDecision& b) {
-  using nlohmann::json;
-  {
-    json checks = json::array();
-    for (const CheckDecision& c : b.checks) {
-      json j;
-      j["capability"] = cap_name(c.cap);
-      j["verdict"] = c.granted ? "granted" : "denied";
-      j["audit"] = c.audit == Audit::Unknown ? json(nullptr) : json(c.audit == Audit::Yes);
-      j["count"] = c.count;
-      j["required"] = c.required;
-      j["reason"] = c.reason;
-      j["origins"] = c.origins;
-      j["uids"] = c.uids;
-      j["euids"] = c.euids;
-      j["first_seen"] = c.first_seen;
-      j["last_seen"] = c.last_seen;
-      j["only_other_user_ns"] = c.only_other_user_ns;
-      j["replaced_by"] = c.replaced_by ? json(cap_name(*c.replaced_by)) : json(nullptr);
-      j["verified"] = verification_name(c.verified);
-      checks.push_back(std::move(j));
-    }
-    std::string setcap = setcap_text(b.capabilities);
-    json j;
-    j["path"] = b.path;
-    j["display_name"] = b.display_name;
-    if (b.row && b.path.empty() && !b.row->key.comm.empty()) j["comm"] = b.row->key.comm;
-    j["capabilities"] = cap_names_json(b.capabilities);
-    j["setcap"] = setcap.empty() ? json(nullptr) : json(setcap);
-    j["checks"] = std::move(checks);
-    j["warnings"] = b.warnings;
-    j["held"] = cap_set_names(b.held_effective);
-    j["file_caps"] = opt_string(b.file_caps);
-    j["setuid"] = b.setuid_root;
-    j["seen_non_root_euid"] = b.seen_non_root_euid;
-    j["profiled"] = b.profiled;
-    auto [first, last] = seen_span(b);
-    j["first_seen"] = first;
-    j["last_seen"] = last;
-    j["sha256"] = b.row ? opt_string(b.row->sha256) : json(nullptr);
-    j["source"] = b.verified_set() ? "verified" : "observed";
-    j["verification"] = b.verification ? verification_to_json(*b.verification) : json(nullptr);
-    return j;
-  }
-}
-
-nlohmann::json to_json(const Analysis& a) {
-  nlohmann::json binaries = nlohmann::json::array();
-  for (const BinaryDecision& b : a.binaries) binaries.push_back(binary_to_json(b));
-  return nlohmann::json{{"binaries", std::move(binaries)}};
-}
-
-void write_json(std::ostream& out, const Analysis& a) {
-  // Byte for byte what to_json(a).dump(2) writes, one binary at a time: a
-  // whole database as one JSON tree cost more to build and free than the
-  // analysis itself.
-  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
-  if (a.binaries.empty()) {
-    out << to_json(a).dump(2, ' ', false, kReplace) << "\n";
-    return;
-  }
-  out << "{\n  \"binaries\": [\n";
-  std::string nested;
-  for (size_t i = 0; i < a.binaries.size(); i++) {
-    const std::string text = binary_to_json(a.binaries[i]).dump(2, ' ', false, kReplace);
-    // Two levels deeper; JSON strings hold no raw newline, so every line
-    // break is the serializer's.
-    nested.assign("    ");
-    size_t from = 0;
-    for (size_t nl = text.find('\n'); nl != std::string::npos; from = nl + 1, nl = text.find('\n', from)) {
-      nested.append(text, from, nl + 1 - from);
-      nested.append("    ");
-    }
-    nested.append(text, from, std::string::npos);
-    nested.append(i + 1 < a.binaries.size() ? ",\n" : "\n");
-    out << nested;
-  }
-  out << "  ]\n}\n";
 }
 
 }  // namespace capaudit

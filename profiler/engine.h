@@ -1,16 +1,15 @@
 // The least-privilege engine: observed checks + rules -> the minimal
 // capability set per binary, with a reason for every capability kept or
 // dropped. Pure logic over plain data: no kernel, no database (the
-// observations are read by lib/observations.h).
+// observations are read by lib/observations.h). What it decides is written
+// out by the renderers (render.h).
 #pragma once
 
 #include "observations.h"
 #include "rules.h"
 
-#include <nlohmann/json.hpp>
-
+#include <cstdint>
 #include <optional>
-#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,8 +18,6 @@
 namespace capaudit {
 
 enum class Verification { Unverified, ConfirmedNeeded, DroppedByRun };
-// "unverified", "needed", "dropped": the JSON `verified` values.
-std::string verification_name(Verification v);
 
 // What re-running the command (`capaudit profile --minimize`) showed about
 // one capability of the set it started from, or of a narrower one it tried.
@@ -91,13 +88,5 @@ std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b);
 
 // "a, b, c": parts joined by sep.
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
-
-// The contract's JSON shape ({"binaries": [...]}) plus free extra keys.
-nlohmann::json to_json(const Analysis& a);
-nlohmann::json binary_to_json(const BinaryDecision& b);  // one element of "binaries"
-// to_json(a).dump(2) and a newline, written one binary at a time.
-void write_json(std::ostream& out, const Analysis& a);
-// A binary's "verification" object (also what the database keeps).
-nlohmann::json verification_to_json(const VerificationInfo& v);
 
 }  // namespace capaudit

@@ -2,6 +2,7 @@
 
 #include "capnames.h"
 #include "identity.h"
+#include "render.h"  // the verification object's JSON
 
 #include <openssl/evp.h>
 #include <sys/wait.h>
@@ -293,50 +294,10 @@ VerifiedSetRow verified_set_row(const std::string& path, const std::string& sha2
 }
 
 std::optional<VerificationInfo> verification_from_row(const VerifiedSetRow& row, std::string* err) {
-  auto j = nlohmann::json::parse(row.verification, nullptr, false);
-  auto cap_of = [err](const nlohmann::json& name) -> std::optional<int> {
-    std::optional<int> c = name.is_string() ? cap_from_name(name.get<std::string>()) : std::nullopt;
-    if (!c) *err = "unknown capability " + name.dump();
-    return c;
-  };
-  if (!j.is_object() || !j.contains("observed") || !j.contains("capabilities") || !j["observed"].is_array() ||
-      !j["capabilities"].is_array()) {
-    *err = "verified set " + std::to_string(row.id) + " is malformed";
-    return std::nullopt;
-  }
   VerificationInfo v;
-  v.runs = j.value("runs", 0);
-  v.baseline_ok = j.value("baseline_ok", false);
-  v.compare_output = j.value("compare_output", false);
-  v.created = j.value("created", int64_t{0});
-  if (j.contains("note") && j["note"].is_string()) v.note = j["note"].get<std::string>();
-  for (const auto& n : j["observed"]) {
-    auto c = cap_of(n);
-    if (!c) return std::nullopt;
-    v.observed.push_back(*c);
-  }
-  for (const auto& e : j["capabilities"]) {
-    if (!e.is_object()) {
-      *err = "verified set " + std::to_string(row.id) + " is malformed";
-      return std::nullopt;
-    }
-    CapabilityVerdict cv;
-    auto c = cap_of(e.value("capability", nlohmann::json()));
-    if (!c) return std::nullopt;
-    cv.cap = *c;
-    std::string verdict = e.value("verified", "unverified");
-    cv.verified = verdict == "needed"    ? Verification::ConfirmedNeeded
-                  : verdict == "dropped" ? Verification::DroppedByRun
-                                         : Verification::Unverified;
-    cv.runs = e.value("runs", 0);
-    cv.reason = e.value("reason", "");
-    if (e.contains("replaced_by") && !e["replaced_by"].is_null()) {
-      auto n = cap_of(e["replaced_by"]);
-      if (!n) return std::nullopt;
-      cv.replaced_by = *n;
-    }
-    v.capabilities.push_back(std::move(cv));
-  }
+  if (!verification_from_json(nlohmann::json::parse(row.verification, nullptr, false), &v, err,
+                              "verified set " + std::to_string(row.id)))
+    return std::nullopt;
   return v;
 }
 

@@ -60,6 +60,14 @@ TEST(CapNames, SetNamesAreSortedByName) {
   EXPECT_TRUE(cap_set_names(0).empty());
 }
 
+TEST(CapNames, ListsKeepTheirOrderUntilSortedByName) {
+  EXPECT_EQ(cap_names({CAP_NET_RAW, CAP_CHOWN}), (std::vector<std::string>{"cap_net_raw", "cap_chown"}));
+  EXPECT_TRUE(cap_names({}).empty());
+  std::vector<int> caps = {CAP_SYS_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_NET_RAW};
+  sort_caps_by_name(caps);
+  EXPECT_EQ(caps, (std::vector<int>{CAP_BPF, CAP_NET_RAW, CAP_SYS_ADMIN}));
+}
+
 TEST(CapNames, SetcapText) {
   EXPECT_EQ(setcap_text({CAP_NET_RAW, CAP_CHOWN}), "cap_chown,cap_net_raw+ep");
   EXPECT_EQ(setcap_text({CAP_NET_RAW, CAP_NET_RAW}), "cap_net_raw+ep");

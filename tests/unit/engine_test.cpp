@@ -1,6 +1,7 @@
 // The engine on synthetic observations shaped like what the daemon records
 // on this kernel (origins and frames as measured with bpftrace).
 #include "engine.h"
+#include "render.h"
 
 #include "capnames.h"
 

@@ -11,6 +11,7 @@
 
 #include "drainer.h"
 #include "engine.h"
+#include "render.h"
 #include "store.h"
 #include "test_util.h"
 

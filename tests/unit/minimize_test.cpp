@@ -1,6 +1,7 @@
 // The --minimize search and how its verdicts rewrite a binary's decision,
 // with a fake runner standing in for the command: no root, no re-runs.
 #include "minimize.h"
+#include "render.h"
 
 #include "capnames.h"
 #include "test_util.h"

@@ -246,5 +246,33 @@ TEST_F(Commands, FilesWithMissingDirectoryFails) {
   EXPECT_NE(err.find("absent"), std::string::npos) << err;
 }
 
+// The verification object is written and read back through one
+// to_json/from_json pair (render_json.cpp), as the database keeps it.
+TEST(VerificationJson, RoundTripsAndRefusesWhatItNeverWrites) {
+  VerificationInfo v;
+  v.runs = 3;
+  v.baseline_ok = true;
+  v.created = 1764600000;
+  v.observed = {CAP_DAC_OVERRIDE, CAP_NET_RAW};
+  v.capabilities = {{CAP_NET_RAW, Verification::ConfirmedNeeded, 1, "failed without it", std::nullopt},
+                    {CAP_DAC_OVERRIDE, Verification::DroppedByRun, 2, "narrower did", CAP_DAC_READ_SEARCH}};
+  nlohmann::json j = v;
+  EXPECT_EQ(j["observed"], nlohmann::json::array({"cap_dac_override", "cap_net_raw"}));
+  EXPECT_EQ(j["capabilities"][1]["replaced_by"], "cap_dac_read_search");
+  EXPECT_TRUE(j["note"].is_null());
+  VerificationInfo back = j.get<VerificationInfo>();
+  EXPECT_EQ(nlohmann::json(back), j);
+  EXPECT_EQ(back.capabilities[1].replaced_by, CAP_DAC_READ_SEARCH);
+
+  std::string err;
+  VerificationInfo out;
+  EXPECT_FALSE(verification_from_json(nlohmann::json::array(), &out, &err, "verified set 7"));
+  EXPECT_EQ(err, "verified set 7 is malformed");
+  j["observed"].push_back("cap_frobnicate");
+  EXPECT_FALSE(verification_from_json(j, &out, &err));
+  EXPECT_EQ(err, "unknown capability \"cap_frobnicate\"");
+  EXPECT_THROW(j.get<VerificationInfo>(), nlohmann::json::exception);
+}
+
 }  // namespace
 }  // namespace capaudit

@@ -2,9 +2,12 @@
 // its input (paths of programs users ran) is attacker-influenced, so it
 // only ever narrows privilege, re-verifies each file when it runs, and
 // never lets a path become shell syntax.
+#include "render.h"
+
 #include "capnames.h"
-#include "commands.h"
+#include "display.h"
 #include "identity.h"
+#include "store.h"
 
 #include <sys/stat.h>
 
@@ -102,8 +105,7 @@ std::map<uint64_t, std::string> service_cgroups() {
 }
 
 std::string caps_list(const std::vector<int>& caps) {
-  std::vector<std::string> names;
-  for (int c : caps) names.push_back(cap_name(c));
+  std::vector<std::string> names = cap_names(caps);
   std::sort(names.begin(), names.end());
   std::string out;
   for (auto& n : names) out += (out.empty() ? "" : " ") + n;

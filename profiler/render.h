@@ -1,0 +1,76 @@
+// Every output format of the engine's decisions, in one place: the engine
+// (engine.h) decides, these write. A new format is one render_*.cpp and its
+// declaration here.
+//
+//   render_json.cpp    the contract's JSON ({"binaries": [...]}), whole or
+//                      streamed, and the verification object both ways
+//   render_table.cpp   the report and recommend tables, TextTable
+//   render_script.cpp  the nightly setcap script
+#pragma once
+
+#include "engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capaudit {
+
+class Store;
+
+// ---- JSON (render_json.cpp) -------------------------------------------------
+
+// "unverified", "needed", "dropped": the JSON `verified` values.
+std::string verification_name(Verification v);
+
+// The contract's JSON shape ({"binaries": [...]}) plus free extra keys.
+nlohmann::json to_json(const Analysis& a);
+nlohmann::json binary_to_json(const BinaryDecision& b);  // one element of "binaries"
+// to_json(a).dump(2) and a newline, written one binary at a time.
+void write_json(std::ostream& out, const Analysis& a);
+
+// A binary's "verification" object, which is also what the database keeps
+// (verified_sets.verification). The from_json halves throw
+// nlohmann::json::other_error on what the to_json halves never write.
+void to_json(nlohmann::json& j, const CapabilityVerdict& cv);
+void from_json(const nlohmann::json& j, CapabilityVerdict& cv);
+void to_json(nlohmann::json& j, const VerificationInfo& v);
+void from_json(const nlohmann::json& j, VerificationInfo& v);
+nlohmann::json verification_to_json(const VerificationInfo& v);
+// from_json without the throw: false with *err set, naming `what` ("verified
+// set 3 is malformed") when the shape is wrong.
+bool verification_from_json(const nlohmann::json& j, VerificationInfo* v, std::string* err,
+                            std::string_view what = "verification");
+
+// ---- Tables (render_table.cpp) ----------------------------------------------
+
+// report: every check with when it was seen; recommend: the sets and why.
+void print_report_table(std::ostream& out, const Analysis& a);
+void print_recommend_table(std::ostream& out, const Analysis& a);
+
+// Column-aligned text for the human formats. Cells must already be safe to
+// print (display.h); widths are byte counts, which holds for escaped text.
+class TextTable {
+ public:
+  explicit TextTable(std::vector<std::string> header);
+  void add(std::vector<std::string> row);
+  void align_right(size_t column);
+  void print(std::ostream& out, std::string_view indent = "") const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+  std::vector<size_t> right_;
+};
+
+// ---- The setcap script (render_script.cpp) ----------------------------------
+
+// recommend --format script: narrow-only, see CONTRACT.md. Needs the store
+// for each binary's recorded identity. Returns the exit status.
+int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
+
+}  // namespace capaudit
