@@ -1,5 +1,7 @@
 #include "daemon.h"
 
+#include "journal.h"
+
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -111,10 +113,13 @@ void Daemon::start() {
   if (!syms_) spdlog::warn("kernel stacks will be stored unsymbolised: {}", kerr);
 
   // The collector has logged each method passed over and why.
-  spdlog::info("attach method '{}' in use{}", method_name(collector_->method()),
-               collector_->method() == AttachMethod::Tracepoint
-                   ? " (no audit flag: audit vs non-audit comes from the stack origin)"
-                   : "");
+  const bool tracepoint = collector_->method() == AttachMethod::Tracepoint;
+  log_fields(spdlog::level::info,
+             fmt::format("attach method '{}' in use{}", method_name(collector_->method()),
+                         tracepoint ? " (no audit flag: audit vs non-audit comes from the stack origin)" : ""),
+             {{"CAPAUDIT_ATTACH_METHOD", std::string(method_name(collector_->method()))},
+              {"CAPAUDIT_AUDIT_FLAG", tracepoint ? "unknown" : "known"},
+              {"CAPAUDIT_ADOPTED_PINS", collector_->adopted_pins() ? "1" : "0"}});
   if (collector_->adopted_pins())
     spdlog::info("adopted pinned maps under '{}': counts made while the daemon was down are drained now",
                  config_.pin_dir);
@@ -404,8 +409,11 @@ int Daemon::run() {
   if (drainer_) drainer_->set_options(last);
   if (drain_now("stop")) {
     if (config_.pin) collector_->unpin();
-    spdlog::info("stopped: {} checks written to '{}'", drainer_ ? drainer_->checks_written() : 0,
-                 config_.database);
+    uint64_t written = drainer_ ? drainer_->checks_written() : 0;
+    log_fields(spdlog::level::info, fmt::format("stopped: {} checks written to '{}'", written, config_.database),
+               {{"CAPAUDIT_CHECKS_WRITTEN", std::to_string(written)},
+                {"CAPAUDIT_CHECKS_COUNTED", std::to_string(collector_->stats()[CA_STAT_CHECKS])},
+                {"CAPAUDIT_DATABASE", config_.database}});
   } else {
     spdlog::error("final write to '{}' failed: {}; {}", config_.database, last_error_,
                   config_.pin ? "counts stay pinned under '" + config_.pin_dir + "' for the next start"
