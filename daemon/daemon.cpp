@@ -133,8 +133,9 @@ void Daemon::start() {
     collector_->poll_events(0);
     drain_now("adopted pins");
   }
-  sd_notify(0, "READY=1");
-  update_status();
+  // One message: a STATUS= sent after READY=1 could be taken for the answer
+  // to whatever the service manager (or a test) asks next.
+  update_status("READY=1");
   spdlog::info("ready: draining every {} s", config_.drain_interval_sec);
 }
 
@@ -203,16 +204,8 @@ bool Daemon::open_database(std::string* retry_why) {
     return false;
   }
 
-  const std::string aside = aside_name(db);
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::string from = db + suffix, to = aside + suffix;
-    if (rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT)
-      throw StartupError(fmt::format("database '{}' is damaged ({}) and moving it to '{}' failed: {}", db,
-                                     why, to, std::strerror(errno)));
-  }
-  spdlog::error("database '{}' is damaged ({}); moved it to '{}' and starting a new, empty database", db,
-                why, aside);
-  db_note_ = fmt::format("damaged database moved to '{}', new one started", aside);
+  std::string move_err;
+  if (!move_database_aside(why, &move_err)) throw StartupError(move_err);
   store_ = Store::open(db, &err);
   if (!store_) {
     *retry_why = err;
@@ -222,6 +215,48 @@ bool Daemon::open_database(std::string* retry_why) {
   return true;
 }
 
+bool Daemon::move_database_aside(const std::string& why, std::string* err) {
+  const std::string& db = config_.database;
+  const std::string aside = aside_name(db);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string from = db + suffix, to = aside + suffix;
+    if (rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+      *err = fmt::format("database '{}' is damaged ({}) and moving it to '{}' failed: {}", db, why, to,
+                         std::strerror(errno));
+      return false;
+    }
+  }
+  spdlog::error("database '{}' is damaged ({}); moved it to '{}' and starting a new, empty database", db,
+                why, aside);
+  db_note_ = fmt::format("damaged database moved to '{}', new one started", aside);
+  return true;
+}
+
+bool Daemon::replace_damaged_store(const std::string& why) {
+  // The failed drain rolled back: the drainer still knows what the old file
+  // holds, so the new one gets exactly what was not yet written.
+  store_.reset();
+  std::string err;
+  if (!move_database_aside(why, &err)) {
+    spdlog::error("{}", err);
+    return false;
+  }
+  store_ = Store::open(config_.database, &err);
+  if (!store_) {
+    spdlog::error("cannot start a new database: {}", err);
+    return false;
+  }
+  chmod(config_.database.c_str(), 0600);
+  drainer_->rebind(*store_);
+  record_method();
+  return true;
+}
+
+void Daemon::record_method() {
+  store_->set_meta("attach_method", std::string(method_name(collector_->method())));
+  store_->set_meta("audit_flag", collector_->method() == AttachMethod::Tracepoint ? "unknown" : "known");
+}
+
 void Daemon::attach_store() {
   DrainOptions dopts;
   dopts.ignore_paths = config_.ignore_paths;
@@ -229,8 +264,7 @@ void Daemon::attach_store() {
   // Fresh maps start from zero whenever the store opens; adopted ones carry
   // what the store already holds.
   drainer_->resume(collector_->adopted_pins());
-  store_->set_meta("attach_method", std::string(method_name(collector_->method())));
-  store_->set_meta("audit_flag", collector_->method() == AttachMethod::Tracepoint ? "unknown" : "known");
+  record_method();
   if (pending_failures_ > 0) spdlog::info("database '{}' opened", config_.database);
 }
 
@@ -281,8 +315,14 @@ bool Daemon::drain_now(const char* why) {
   snap.counts = collector_->read_counts();
   snap.origins = collector_->read_origins();
   snap.stats = collector_->stats();
-  DrainResult r = drainer_->drain(
-      snap, [this](int32_t id) { return collector_->read_stack(id); }, static_cast<int64_t>(time(nullptr)));
+  auto read_stack = [this](int32_t id) { return collector_->read_stack(id); };
+  DrainResult r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
+  if (!r.ok && store_->damaged() && replace_damaged_store(r.error))
+    r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
+  // Pages are read again from the file at the next drain, so damage done to
+  // it meanwhile is found then, not hidden by a cache; it also gives the
+  // memory back between drains.
+  if (store_) store_->release_memory();
   if (!r.ok) {
     pending_failures_++;
     last_error_ = r.error;
@@ -305,11 +345,11 @@ bool Daemon::drain_now(const char* why) {
   return true;
 }
 
-void Daemon::update_status() {
+void Daemon::update_status(std::string_view with) {
   CollectorStats st = collector_->stats();
   uint64_t drops = st[CA_STAT_COUNT_DROPS] + st[CA_STAT_ORIGIN_DROPS] + st[CA_STAT_RINGBUF_DROPS];
-  std::string status = fmt::format("STATUS=method {}, {} checks counted, {} written, {} dropped{}{}",
-                                   method_name(collector_->method()), st[CA_STAT_CHECKS],
+  std::string status = fmt::format("{}{}STATUS=method {}, {} checks counted, {} written, {} dropped{}{}", with,
+                                   with.empty() ? "" : "\n", method_name(collector_->method()), st[CA_STAT_CHECKS],
                                    drainer_ ? drainer_->checks_written() : 0, drops,
                                    last_error_.empty() ? "" : ", database error: " + last_error_,
                                    db_note_.empty() ? "" : "; " + db_note_);
@@ -354,8 +394,7 @@ void Daemon::reload() {
     if (drainer_) drainer_->set_options(dopts);
     spdlog::info("configuration reloaded from '{}'", args_.config_path);
   }
-  sd_notify(0, "READY=1");
-  update_status();
+  update_status("READY=1");
 }
 
 int Daemon::run() {

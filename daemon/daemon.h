@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace capaudit {
 
@@ -43,11 +44,19 @@ class Daemon {
   // no retry fixes (someone else's file, a newer schema); false with *why
   // for what may pass (read-only or full filesystem).
   bool open_database(std::string* why);
+  // Renames the database (and its -wal, -shm) to <db>.corrupt-<time>;
+  // false with *err when that fails.
+  bool move_database_aside(const std::string& why, std::string* err);
+  // A drain met damage in the open database: move it aside, start a new
+  // one and keep draining into it.
+  bool replace_damaged_store(const std::string& why);
   // Starts draining into the store once it is open.
   void attach_store();
+  void record_method();
   bool drain_now(const char* why);
   void reload();
-  void update_status();
+  // Sends STATUS=, in one message with `with` (e.g. "READY=1") when given.
+  void update_status(std::string_view with = {});
   bool setup_fds();
   void apply_log_level(const std::string& level);
   std::optional<AttachMethod> method_from(const std::string& name);
@@ -62,7 +71,7 @@ class Daemon {
   int epfd_ = -1, sigfd_ = -1, drainfd_ = -1, watchdogfd_ = -1;
   std::string last_error_;  // the store's last failure, shown in STATUS=
   uint64_t pending_failures_ = 0;
-  std::string db_note_;  // start-up event worth keeping in STATUS=
+  std::string db_note_;  // a database event worth keeping in STATUS=
 };
 
 }  // namespace capaudit

@@ -202,6 +202,8 @@ class Store {
 
   const std::string& last_error() const { return last_error_; }
   sqlite3* handle() { return db_; }
+  // Drops the page cache: the next statement reads the file again.
+  void release_memory() { sqlite3_db_release_memory(db_); }
 
   // Every read that fails (SQLite's error, rows out of key order, a budget
   // run out) leaves the store failed: what any read returned since may be

@@ -350,6 +350,36 @@ TEST(Faults, DamagedDatabaseIsMovedAsideAndANewOneStarted) {
   EXPECT_EQ(chown_count(db), 250u);
 }
 
+// Damaged while the daemon runs: the next drain finds it, moves it aside,
+// starts a new one and stores there every count the old one did not have.
+TEST(Faults, DatabaseDamagedWhileRunningIsMovedAsideAtTheNextDrain) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  const std::string db = dir.file("x.db"), target = dir.file("t");
+  Daemon d(db);
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  fchown_storm(target, 100);
+  ASSERT_TRUE(d.flush()) << d.log();
+  // Into the main file first, as SQLite's own checkpoints put it there.
+  auto r = run({"sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE)"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  damage_pages(db);
+
+  fchown_storm(target, 250);
+  std::string status;
+  ASSERT_TRUE(d.flush(&status)) << d.log();
+  std::string aside;
+  for (auto& e : fs::directory_iterator(dir.path()))
+    if (e.path().filename().string().rfind("x.db.corrupt-", 0) == 0) aside = e.path().string();
+  ASSERT_FALSE(aside.empty()) << d.log();
+  std::string log = d.log();
+  EXPECT_NE(log.find("'" + db + "' is damaged"), std::string::npos) << log;
+  EXPECT_NE(status.find(aside), std::string::npos) << status;
+  EXPECT_EQ(status.find("database error"), std::string::npos) << "the retry into the new file worked: " << status;
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  EXPECT_EQ(chown_count(db), 250u) << d.log();
+}
+
 // Someone else's file behind --db is a configuration mistake: refused,
 // never moved or written.
 TEST(Faults, ForeignFilesAreRefusedAndLeftAlone) {

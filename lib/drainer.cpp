@@ -51,16 +51,23 @@ CheckFields check_fields(const ca_check_key& k, bool profiled) {
 }
 
 Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, DrainOptions opts)
-    : store_(store), paths_(paths), syms_(syms), opts_(std::move(opts)) {}
+    : store_(&store), paths_(paths), syms_(syms), opts_(std::move(opts)) {}
+
+void Drainer::rebind(Store& store) {
+  store_ = &store;
+  binary_ids_.clear();
+  stack_rows_.clear();
+  persist_all_state_ = opts_.persist_drain_state;
+}
 
 void Drainer::resume(bool adopted_kernel_maps) {
   if (!opts_.persist_drain_state) return;
   if (adopted_kernel_maps) {
-    written_ = store_.load_drain_state();
+    written_ = store_->load_drain_state();
   } else {
     written_.clear();
-    if (!store_.clear_drain_state())
-      spdlog::warn("could not clear old drain state in '{}': {}", store_.path(), store_.last_error());
+    if (!store_->clear_drain_state())
+      spdlog::warn("could not clear old drain state in '{}': {}", store_->path(), store_->last_error());
   }
 }
 
@@ -79,7 +86,7 @@ Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
   if (!p) {
     // Not seen starting by this process (it ran while the daemon was down,
     // or before a restart): the database may know where the file is.
-    for (const auto& known : store_.paths_of(r.key.dev, r.key.ino))
+    for (const auto& known : store_->paths_of(r.key.dev, r.key.ino))
       if (paths_.learn_verified(id, known)) {
         p = paths_.lookup(id);
         break;
@@ -99,16 +106,16 @@ Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
 int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
   auto id_key = std::make_tuple(r.key.dev, r.key.ino, r.key.path, r.key.comm);
   if (auto it = binary_ids_.find(id_key); it != binary_ids_.end()) return it->second;
-  int64_t id = store_.upsert_binary(r.key, r.stale, now);
+  int64_t id = store_->upsert_binary(r.key, r.stale, now);
   if (id == 0) {
-    *err = store_.last_error();
+    *err = store_->last_error();
     return 0;
   }
   if (opts_.record_identity && !r.key.path.empty() && !r.stale) {
     std::string why;
     if (auto ident = read_file_identity(r.key.path, &why);
         ident && ident->dev == r.key.dev && ident->ino == r.key.ino) {
-      store_.set_binary_identity(id, *ident);
+      store_->set_binary_identity(id, *ident);
     } else if (!ident) {
       spdlog::debug("no identity for {}: {}", quote_for_display(r.key.path), escape_for_display(why));
     }
@@ -132,7 +139,7 @@ int64_t Drainer::stack_row(int32_t stack_id, const StackReader& read_stack) {
       frames.emplace_back(buf);
     }
   }
-  int64_t row = store_.put_stack(frames, stack_origin(frames));
+  int64_t row = store_->put_stack(frames, stack_origin(frames));
   if (row != 0) stack_rows_.emplace(stack_id, row);
   return row;
 }
@@ -142,7 +149,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   std::map<std::string, uint64_t> pending;  // drain_state updates, applied on commit
   std::map<std::string, int> deferred_now;
   auto fail = [&](std::string why) {
-    store_.rollback();
+    store_->rollback();
     // Row ids learned inside the failed transaction are gone with it.
     binary_ids_.clear();
     stack_rows_.clear();
@@ -162,7 +169,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
       break;
     }
   }
-  if (!store_.begin(&res.error)) return fail(res.error);
+  if (!store_->begin(&res.error)) return fail(res.error);
 
   // Check rows by raw key, so origins can find the row of their check.
   std::map<std::string, int64_t> check_rows;
@@ -196,9 +203,9 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     std::string err;
     int64_t bin = binary_row(r, now, &err);
     if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
-    int64_t row = store_.add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
-    if (row == 0) return fail(store_.last_error());
-    if (opts_.persist_drain_state && !store_.set_drain_state(k, c.count)) return fail(store_.last_error());
+    int64_t row = store_->add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
+    if (row == 0) return fail(store_->last_error());
+    if (opts_.persist_drain_state && !store_->set_drain_state(k, c.count)) return fail(store_->last_error());
     pending[k] = c.count;
     check_rows[k] = row;
     added += delta;
@@ -223,13 +230,13 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
       std::string err;
       int64_t bin = binary_row(r, now, &err);
       if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
-      check_row = store_.add_check(bin, check_fields(o.key, opts_.profiled), 0, now);
-      if (check_row == 0) return fail(store_.last_error());
+      check_row = store_->add_check(bin, check_fields(o.key, opts_.profiled), 0, now);
+      if (check_row == 0) return fail(store_->last_error());
     }
     int64_t srow = stack_row(o.stack_id, read_stack);
     if (srow == 0) continue;  // stack evicted or unreadable: the count is still exact
-    if (!store_.add_origin(check_row, srow, delta)) return fail(store_.last_error());
-    if (opts_.persist_drain_state && !store_.set_drain_state(ok, o.samples)) return fail(store_.last_error());
+    if (!store_->add_origin(check_row, srow, delta)) return fail(store_->last_error());
+    if (opts_.persist_drain_state && !store_->set_drain_state(ok, o.samples)) return fail(store_->last_error());
     pending[ok] = o.samples;
   }
 
@@ -241,13 +248,18 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (auto it = written_.find(sk); it != written_.end()) before = it->second;
     uint64_t delta = cur >= before ? cur - before : cur;
     if (delta == 0) continue;
-    if (!store_.add_stat(name, delta)) return fail(store_.last_error());
-    if (opts_.persist_drain_state && !store_.set_drain_state(sk, cur)) return fail(store_.last_error());
+    if (!store_->add_stat(name, delta)) return fail(store_->last_error());
+    if (opts_.persist_drain_state && !store_->set_drain_state(sk, cur)) return fail(store_->last_error());
     pending[sk] = cur;
   }
 
+  if (persist_all_state_) {
+    for (const auto& [k, v] : written_)
+      if (!pending.count(k) && !store_->set_drain_state(k, v)) return fail(store_->last_error());
+  }
   std::string err;
-  if (!store_.commit(&err)) return fail(err);
+  if (!store_->commit(&err)) return fail(err);
+  persist_all_state_ = false;
   for (auto& [k, v] : pending) written_[k] = v;
   for (auto& [k, _] : pending) deferred_.erase(k);
   for (auto& [k, n] : deferred_now) deferred_[k] = n;

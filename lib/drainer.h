@@ -56,6 +56,11 @@ class Drainer {
   // Pinned maps adopted: resume from what the store says was already
   // written. Fresh maps: forget it (their counters start from zero).
   void resume(bool adopted_kernel_maps);
+  // Drain into another store from now on (the old one was damaged and
+  // moved aside): what was written there stays written, and the next drain
+  // records the whole drain state in the new store, so a restart on pinned
+  // maps resumes exactly from it.
+  void rebind(Store& store);
   void set_options(DrainOptions opts) { opts_ = std::move(opts); }
   void set_kallsyms(const Kallsyms* syms) { syms_ = syms; }
 
@@ -75,7 +80,8 @@ class Drainer {
   int64_t binary_row(const Resolved& r, int64_t now, std::string* err);
   int64_t stack_row(int32_t stack_id, const StackReader& read_stack);
 
-  Store& store_;
+  Store* store_;
+  bool persist_all_state_ = false;  // after rebind()
   ExePathResolver& paths_;
   const Kallsyms* syms_;
   DrainOptions opts_;
