@@ -122,12 +122,35 @@ bool Container::boot(const ContainerOptions& opts, std::string* err) {
     cgroups_.push_back(dir);
   }
 
-  std::vector<std::string> argv = {"systemd-nspawn", "--directory=/", "--volatile=" + opts.volatile_mode,
-                                   "--private-network", "--boot", "--register=no", "--keep-unit",
-                                   "--machine=" + opts.name, "--console=pipe", "--capability=all",
-                                   // else nspawn's own seccomp filter refuses these in services
-                                   "--system-call-filter=bpf perf_event_open",
-                                   "--bind=" + bpffs_ + ":/sys/fs/bpf"};
+  std::vector<std::string> argv = {"systemd-nspawn"};
+  if (opts.overlay_root) {
+    // The upper layer on a filesystem of its own: overlayfs refuses layers
+    // that overlap.
+    upper_ = scratch_ + "/upper";
+    merged_ = scratch_ + "/root";
+    mkdir(upper_.c_str(), 0700);
+    mkdir(merged_.c_str(), 0755);
+    if (mount("tmpfs", upper_.c_str(), "tmpfs", 0, "mode=0700") != 0) {
+      *err = std::string("mount tmpfs: ") + std::strerror(errno);
+      upper_.clear();
+      return false;
+    }
+    mkdir((upper_ + "/u").c_str(), 0755);
+    mkdir((upper_ + "/w").c_str(), 0755);
+    const std::string layers = "lowerdir=/,upperdir=" + upper_ + "/u,workdir=" + upper_ + "/w";
+    if (mount("overlay", merged_.c_str(), "overlay", 0, layers.c_str()) != 0) {
+      *err = std::string("mount overlay: ") + std::strerror(errno);
+      merged_.clear();
+      return false;
+    }
+    argv.push_back("--directory=" + merged_);
+  } else {
+    argv.insert(argv.end(), {"--directory=/", "--volatile=yes"});
+  }
+  argv.insert(argv.end(), {"--private-network", "--boot", "--register=no", "--keep-unit",
+                           "--machine=" + opts.name, "--console=pipe", "--capability=all",
+                           // else nspawn's own seccomp filter refuses these in services
+                           "--system-call-filter=bpf perf_event_open", "--bind=" + bpffs_ + ":/sys/fs/bpf"});
   for (auto& b : opts.bind_ro) argv.push_back("--bind-ro=" + b);
   for (auto& b : opts.bind) argv.push_back("--bind=" + b);
   for (const char* unit : {"systemd-firstboot.service", "nftables.service", "systemd-networkd-wait-online.service"})
@@ -188,6 +211,11 @@ void Container::shutdown() {
   }
   for (auto& dir : cgroups_) remove_cgroup_tree(dir);
   cgroups_.clear();
+  for (std::string* m : {&merged_, &upper_})
+    if (!m->empty()) {
+      umount2(m->c_str(), MNT_DETACH);
+      m->clear();
+    }
   if (!bpffs_.empty()) {
     umount2(bpffs_.c_str(), MNT_DETACH);
     bpffs_.clear();

@@ -18,10 +18,12 @@ namespace capaudit::e2e {
 
 struct ContainerOptions {
   std::string name;  // machine name; also names the cgroup and the scratch directory
-  // "yes": a tmpfs root with the host's /usr read-only (/etc, /var empty);
-  // "overlay": the host's whole root under a tmpfs overlay, so dpkg can
-  // install into it without touching the host.
-  std::string volatile_mode = "yes";
+  // false: nspawn's --volatile=yes, a tmpfs root with the host's /usr
+  // read-only (/etc, /var empty). true: the host's root filesystem under an
+  // overlay whose upper layer is a tmpfs, so dpkg installs into a copy of the
+  // host (its /etc, its dpkg database) and the host stays untouched (nspawn
+  // refuses --volatile=overlay on /).
+  bool overlay_root = false;
   std::vector<std::string> bind_ro;  // "SRC[:DST]"
   std::vector<std::string> bind;     // "SRC[:DST]", read-write
 };
@@ -66,7 +68,7 @@ class Container {
 
  private:
   pid_t nspawn_ = -1, leader_ = -1;
-  std::string scratch_, bpffs_, log_path_;
+  std::string scratch_, bpffs_, log_path_, upper_, merged_;
   std::vector<std::string> cgroups_;
 };
 

@@ -339,5 +339,98 @@ TEST_F(Systemd, StopLeavesNoPinAndLogsWhatItWrote) {
   ASSERT_EQ(c_->systemctl({"start", kUnit}).exit_code, 0);
 }
 
+// The Debian package as a fleet host installs it: `dpkg -i` in a copy of
+// this host (an overlay over its root, so the host's dpkg database and /etc)
+// booted under systemd; the maintainer scripts enable and start the
+// service, purge removes its state. CAPAUDIT_DEB names a package already
+// built; otherwise scripts/package builds one (a clean build: minutes).
+class Package : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!can_run(&setup_error_) || !(setup_error_ = nspawn_missing()).empty()) return;
+    dist_ = std::make_unique<TempDir>();
+    std::string deb;
+    if (const char* given = getenv("CAPAUDIT_DEB")) {
+      deb = given;
+    } else {
+      auto r = run({"env", "DIST=" + dist_->path(), std::string(CAPAUDIT_SOURCE_DIR) + "/scripts/package"});
+      if (r.exit_code != 0) {
+        setup_error_ = "scripts/package failed:\n" + r.out + r.err;
+        return;
+      }
+      for (auto& e : std::filesystem::directory_iterator(dist_->path()))
+        if (e.path().extension() == ".deb") deb = e.path();
+      lintian_ = r.out;
+    }
+    if (access(deb.c_str(), R_OK) != 0) {
+      setup_error_ = "no package at '" + deb + "'";
+      return;
+    }
+    deb_ = "/run/capaudit-deb/" + std::filesystem::path(deb).filename().string();
+    c_ = std::make_unique<Container>();
+    ContainerOptions o;
+    o.name = "capaudit-deb";
+    o.overlay_root = true;
+    o.bind_ro = {std::filesystem::path(deb).parent_path().string() + ":/run/capaudit-deb"};
+    if (!c_->boot(o, &setup_error_)) c_.reset();
+  }
+  static void TearDownTestSuite() {
+    c_.reset();
+    dist_.reset();
+  }
+  void SetUp() override {
+    CAPAUDIT_REQUIRE_E2E();
+    if (!c_) {
+      if (required()) FAIL() << "package tests required but: " << setup_error_;
+      GTEST_SKIP() << setup_error_;
+    }
+  }
+  static std::unique_ptr<TempDir> dist_;
+  static std::unique_ptr<Container> c_;
+  static std::string setup_error_, deb_, lintian_;
+};
+std::unique_ptr<TempDir> Package::dist_;
+std::unique_ptr<Container> Package::c_;
+std::string Package::setup_error_, Package::deb_, Package::lintian_;
+
+TEST_F(Package, InstallEnablesAndStartsTheService) {
+  if (!lintian_.empty()) RecordProperty("lintian", lintian_);
+  // A Docker-built host image carries a policy-rc.d that forbids starting
+  // services (exit 101); a fleet host has none. Removed in the copy only.
+  unlink(c_->host_path("/usr/sbin/policy-rc.d").c_str());
+  auto r = c_->exec({"env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", deb_}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Props p;
+  EXPECT_TRUE(c_->wait_for(kUnit, kProps, running, 60s, &p))
+      << dump(p) << c_->exec({"journalctl", "--no-pager", "-u", kUnit}).out;
+  Props unit = c_->show(kUnit, "FragmentPath,UnitFileState,ExecMainStatus");
+  EXPECT_EQ(unit["FragmentPath"], "/lib/systemd/system/capauditd.service");
+  EXPECT_EQ(unit["UnitFileState"], "enabled");
+  EXPECT_EQ(c_->systemctl({"is-active", "capaudit-setcap.timer"}).out, "active\n");
+  EXPECT_EQ(c_->systemctl({"is-enabled", "capaudit-setcap.timer"}).out, "enabled\n");
+  EXPECT_NE(c_->exec({"dpkg-query", "-W", "-f=${Conffiles}", "capaudit"}).out.find("/etc/capaudit/capaudit.json"),
+            std::string::npos);
+  for (const char* f : {"/usr/sbin/capauditd", "/usr/bin/capaudit", "/usr/share/man/man8/capauditd.8.gz",
+                        "/usr/share/man/man8/capaudit.8.gz", "/usr/share/man/man5/capaudit.json.5.gz",
+                        "/lib/systemd/system/capaudit-setcap.service", "/lib/systemd/system/capaudit-setcap.timer"})
+    EXPECT_EQ(access(c_->host_path(f).c_str(), F_OK), 0) << f;
+  // What it counts lands where the packaged CLI reads by default.
+  auto rep = c_->exec({"sh", "-c", "systemctl kill -s USR1 capauditd; sleep 1; capaudit report --json"});
+  EXPECT_EQ(rep.exit_code, 0) << rep.out << rep.err;
+  EXPECT_NE(rep.out.find("\"binaries\""), std::string::npos) << rep.out;
+}
+
+TEST_F(Package, PurgeStopsTheServiceAndRemovesItsState) {
+  ASSERT_EQ(access(c_->host_path("/var/lib/capaudit/capaudit.db").c_str(), F_OK), 0);
+  auto r = c_->exec({"env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--purge", "capaudit"}, 300);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Props p = c_->show(kUnit, "ActiveState,LoadState");
+  EXPECT_NE(p["ActiveState"], "active") << dump(p);
+  EXPECT_EQ(p["LoadState"], "not-found") << dump(p);
+  for (const char* gone : {"/var/lib/capaudit", "/etc/capaudit", "/usr/sbin/capauditd"})
+    EXPECT_NE(access(c_->host_path(gone).c_str(), F_OK), 0) << gone << " left after purge";
+  EXPECT_FALSE(std::filesystem::exists(c_->bpffs() + "/capaudit")) << "pins left after purge";
+}
+
 }  // namespace
 }  // namespace capaudit::e2e
