@@ -16,6 +16,11 @@
 
 #include "capaudit.h"
 
+extern int LINUX_KERNEL_VERSION __kconfig;
+#ifndef KERNEL_VERSION
+#define KERNEL_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))
+#endif
+
 /* GPL: bpf_get_stackid, bpf_probe_read_kernel_str and friends need it. */
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,6 +28,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define PF_KTHREAD 0x00200000
 #define CAP_OPT_NOAUDIT (1 << 1)
 #define CAP_OPT_INSETID (1 << 2)
+#define CAP_SYS_ADMIN 21
+#define CAP_SYS_RAWIO 17
+#define EPERM 1
+/* init_user_ns's inode number (PROC_USER_INIT_INO), fixed by the kernel ABI. */
+#define CA_INIT_USER_NS_INUM 0xEFFFFFFDU
 
 /* Depth of sampled origin stacks; deeper frames (the syscall entry end) are
  * cut, which only merges stacks that differ far from the check. */
@@ -45,6 +55,12 @@ const volatile __u32 stack_sample_period = 1024;
 /* period - 1 when the period is a power of two: a mask instead of a 64-bit
  * division on the hot path (about 5 ns a check). */
 const volatile __u32 stack_sample_mask = 1023;
+/* vm.mmap_min_addr (commoncap's dac_mmap_min_addr) when loaded: below it
+ * cap_mmap_addr asks CAP_SYS_RAWIO (see ca_fexit_cap_mmap_addr). */
+const volatile __u64 mmap_min_addr = 65536;
+/* The inline-site programs are loaded: cap_capable's program marks the
+ * site_guard slot so a site does not count a check cap_capable saw. */
+const volatile bool guard_sites = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -123,6 +139,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct path_scratch);
 } path_scratch SEC(".maps");
+
+/*
+ * Whether cap_capable ran inside the inline-site function this CPU is in:
+ * fentry on the site sets tid, the cap_capable program sets seen, fexit on
+ * the site counts only when it was not. Where cap_capable is inlined (Debian
+ * 6.1, 6.12) seen stays 0; where it is called (6.18) the check is counted
+ * once, by cap_capable's program, with its real arguments.
+ */
+struct site_guard {
+	__u32 tid;
+	__u32 seen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct site_guard);
+} site_guard SEC(".maps");
 
 /* Written and read by user space only: tells a restarted collector whether
  * the pinned maps and link of an earlier run are compatible. */
@@ -291,6 +326,13 @@ static __always_inline void fill_key(struct ca_check_key *k, const struct cred *
 	else
 		bpf_core_read(&k->cap_effective, sizeof(k->cap_effective), &cred->cap_effective);
 	k->cred_ns_inum = args_btf ? cred->user_ns->ns.inum : BPF_CORE_READ(cred, user_ns, ns.inum);
+	if (!target_ns) {
+		/* A decision against init_user_ns made without cap_capable's
+		 * arguments (cap_mmap_addr, cap_vm_enough_memory). */
+		k->target_ns_inum = CA_INIT_USER_NS_INUM;
+		k->target_ns_level = 0;
+		return;
+	}
 	k->target_ns_inum = args_btf ? target_ns->ns.inum : BPF_CORE_READ(target_ns, ns.inum);
 	k->target_ns_level = args_btf ? target_ns->level : BPF_CORE_READ(target_ns, level);
 }
@@ -346,7 +388,8 @@ static __always_inline void stream_check(void *ctx, const struct ca_check_key *k
  */
 static __always_inline void count_check(void *ctx, const struct cred *cred,
 					struct user_namespace *target_ns, int cap, int ret,
-					__u8 audit, __u8 flags, const bool args_btf, const __u32 skip)
+					__u8 audit, __u8 flags, const bool args_btf, const __u32 skip,
+					const bool site)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -355,6 +398,13 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	__u64 n;
 
 	stat_inc_own(CA_STAT_CHECKS);
+	if (guard_sites && !site) {
+		__u32 zero = 0;
+		struct site_guard *g = bpf_map_lookup_elem(&site_guard, &zero);
+
+		if (g && g->tid == (__u32)pid_tgid)
+			g->seen = 1;
+	}
 	if (only_tgid && tgid != only_tgid)
 		return;
 	if (follow_tracked) {
@@ -399,7 +449,7 @@ SEC("fexit/cap_capable")
 int BPF_PROG(ca_fexit_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     int cap, unsigned int arg4, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true, 2);
+	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true, 2, false);
 	return 0;
 }
 
@@ -431,7 +481,94 @@ int BPF_KRETPROBE(ca_kretprobe_cap_capable, int ret)
 	a = *p;
 	bpf_map_delete_elem(&kprobe_args, &id);
 	count_check(ctx, (const struct cred *)a.cred, (struct user_namespace *)a.target_ns, a.cap,
-		    ret, audit_of(a.arg4), flags_of(a.arg4), false, 1);
+		    ret, audit_of(a.arg4), flags_of(a.arg4), false, 1, false);
+	return 0;
+}
+
+/*
+ * Decisions commoncap makes with cap_capable() inlined, invisible to the
+ * programs above on fexit and kprobe (Debian 12's 6.1 and 6.12 builds both
+ * inline it into these two; see docs/kernels.md). Each is counted as the
+ * cap_capable check it stands for: same key, same meaning. Loaded beside
+ * fexit/kprobe when kernel BTF has the function; never with the tracepoint,
+ * which fires inside the inlined copies too.
+ */
+
+static __always_inline void site_enter(void)
+{
+	__u32 zero = 0;
+	struct site_guard *g = bpf_map_lookup_elem(&site_guard, &zero);
+
+	if (g) {
+		g->tid = (__u32)bpf_get_current_pid_tgid();
+		g->seen = 0;
+	}
+}
+
+/* True when cap_capable's program counted this call's check already. */
+static __always_inline bool site_seen(void)
+{
+	__u32 zero = 0, tid = (__u32)bpf_get_current_pid_tgid();
+	struct site_guard *g = bpf_map_lookup_elem(&site_guard, &zero);
+	bool seen;
+
+	/* A slot taken over (preempted between entry and exit) counts. */
+	if (!g || g->tid != tid)
+		return false;
+	seen = g->seen;
+	g->tid = 0;
+	return seen;
+}
+
+SEC("fentry/cap_mmap_addr")
+int BPF_PROG(ca_fentry_cap_mmap_addr, unsigned long addr)
+{
+	site_enter();
+	return 0;
+}
+
+SEC("fentry/cap_vm_enough_memory")
+int BPF_PROG(ca_fentry_cap_vm_enough_memory, struct mm_struct *mm, long pages)
+{
+	site_enter();
+	return 0;
+}
+
+/* cap_mmap_addr(addr): below dac_mmap_min_addr, cap_capable(current_cred(),
+ * &init_user_ns, CAP_SYS_RAWIO, CAP_OPT_NONE), audited, and its answer is
+ * the return value; at or above it, no check. */
+SEC("fexit/cap_mmap_addr")
+int BPF_PROG(ca_fexit_cap_mmap_addr, unsigned long addr, int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (site_seen() || addr >= mmap_min_addr)
+		return 0;
+	count_check(ctx, task->cred, NULL, CAP_SYS_RAWIO, ret ? -EPERM : 0, CA_AUDIT_YES, 0, true, 2,
+		    true);
+	return 0;
+}
+
+/* cap_vm_enough_memory(mm, pages): cap_capable(current_cred(), &init_user_ns,
+ * CAP_SYS_ADMIN, CAP_OPT_NOAUDIT) on every call. Until 6.11 it returns 1
+ * when granted and 0 when not; since 6.12 ("lsm: Refactor return value of
+ * LSM hook vm_enough_memory") cap_capable's own 0 or -EPERM. Only 0 is
+ * ambiguous, and the kernel version (libbpf's, from uname) settles it. */
+SEC("fexit/cap_vm_enough_memory")
+int BPF_PROG(ca_fexit_cap_vm_enough_memory, struct mm_struct *mm, long pages, int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	bool granted;
+
+	if (site_seen())
+		return 0;
+	if (ret < 0 || ret == 1)
+		granted = ret == 1;
+	else
+		granted = LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 12, 0);
+	count_check(ctx, task->cred, NULL, CAP_SYS_ADMIN, granted ? 0 : -EPERM, CA_AUDIT_NO, 0, true, 2,
+		    true);
 	return 0;
 }
 
@@ -440,7 +577,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(ca_tp_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true, 1);
+	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true, 1, false);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "libbpf_log.h"
 #include "pins.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
@@ -68,6 +69,8 @@ struct Loaded {
   SkelPtr skel;
   std::vector<LinkPtr> cap_links;
   std::vector<LinkPtr> task_links;
+  std::vector<LinkPtr> site_links;
+  std::vector<std::string> sites_loaded;  // inline sites whose programs loaded
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -79,11 +82,21 @@ struct Attempt {
   std::string error;  // why the method was refused, naming its programs
 };
 
-// Loads the method, with the task programs when sel asks for them.
-// task_failure says why they were left out, if they were.
+// Loads the method, with the inline-site and task programs when sel asks
+// for them. site_failure and task_failure say why those were left out.
 Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPlan* pins,
-                    std::string* task_failure) {
+                    std::string* site_failure, std::string* task_failure) {
   Load l = open_configure_load(o, sel, pins);
+  if (l.failure.empty() && l.load_err && !sel.inline_sites.empty()) {
+    // The inline sites complete the method; without them it still counts
+    // every visible cap_capable check.
+    const std::string sites = section_names(inline_site_programs(l.skel.get(), sel));
+    const int with_sites_err = l.load_err;
+    sel.inline_sites.clear();
+    l = open_configure_load(o, sel, pins);
+    if (l.failure.empty() && !l.load_err)
+      *site_failure = fmt::format("{} failed to load: {}", sites, errno_text(with_sites_err));
+  }
   if (l.failure.empty() && l.load_err && sel.task_programs) {
     // Exec events are a bonus: try the method alone.
     const std::string tasks = section_names(task_programs(l.skel.get(), o, sel));
@@ -101,17 +114,22 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   auto out = std::make_unique<Loaded>();
   out->skel = std::move(l.skel);
   out->tasks_loaded = sel.task_programs;
+  out->sites_loaded = sel.inline_sites;
   return {std::move(out), {}};
 }
 
 Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const PinPlan* pins) {
   QuietLibbpf quiet;
-  std::string task_failure;
-  Attempt a = load_method(o, sel, pins, &task_failure);
+  std::string site_failure, task_failure;
+  Attempt a = load_method(o, sel, pins, &site_failure, &task_failure);
   if (!a.loaded) return a;
   Loaded& out = *a.loaded;
   capaudit_bpf* s = out.skel.get();
   const bool tasks = out.tasks_loaded;
+  if (!site_failure.empty())
+    spdlog::warn("collector: not covered on this kernel: {} ({}); checks these functions make "
+                 "with cap_capable inlined are not counted",
+                 fmt::join(sel.inline_sites, ", "), site_failure);
 
   // A streaming program writes to its own run's ring buffer, which is not
   // pinned: never adopt one.
@@ -127,6 +145,28 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
       out.cap_links.push_back(std::move(l));
     }
   }
+  std::vector<std::string> attached;
+  for (const auto& site : out.sites_loaded) {
+    // Both programs of a site or neither: an exit without its entry could
+    // count a check cap_capable's program counted too.
+    ProgramSelection one = sel;
+    one.inline_sites = {site};
+    std::vector<LinkPtr> pair;
+    for (bpf_program* p : inline_site_programs(s, one)) {
+      LinkPtr l(bpf_program__attach(p));
+      if (!l) {
+        spdlog::warn("collector: not covered on this kernel: {} ({} failed to attach: {})", site,
+                     bpf_program__section_name(p), errno_text(errno));
+        pair.clear();
+        break;
+      }
+      pair.push_back(std::move(l));
+    }
+    if (pair.empty()) continue;
+    attached.push_back(site);
+    for (auto& l : pair) out.site_links.push_back(std::move(l));
+  }
+  out.sites_loaded = std::move(attached);
   if (tasks && out.adopted && !o.follow_tracked) {
     // The exec program pinned with the adopted link was loaded with the
     // same settings and writes into the pinned ring buffer: keeping it
@@ -153,6 +193,22 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
     spdlog::warn("collector: exec events unavailable ({}); executables are named from /proc only",
                  task_failure);
   return a;
+}
+
+// The inline decision sites a method is completed with. The tracepoint
+// needs none: since 6.14 it fires inside every inlined copy of cap_capable.
+// fexit and kprobe get fexit programs on those present in kernel BTF (with
+// kprobe forced, fexit may still work there); the absent are logged.
+std::vector<std::string> inline_sites_for(AttachMethod m) {
+  std::vector<std::string> sites, absent;
+  if (m == AttachMethod::Tracepoint) return sites;
+  auto& f = KernelFeatures::get();
+  for (const char* fn : kInlineSiteFunctions) (f.has_btf_func(fn) ? sites : absent).push_back(fn);
+  if (!absent.empty())
+    spdlog::info("collector: {} not in kernel BTF: not covered (nothing to cover if the kernel "
+                 "has no such function)",
+                 fmt::join(absent, ", "));
+  return sites;
 }
 
 }  // namespace
@@ -196,7 +252,8 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
       passed.push_back({m, *hint});
       continue;
     }
-    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks}, pins ? &*pins : nullptr);
+    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m)},
+                           pins ? &*pins : nullptr);
     if (a.loaded) {
       loaded = std::move(a.loaded);
       chosen = m;
@@ -221,6 +278,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->skel = std::move(loaded->skel);
   impl->cap_links = std::move(loaded->cap_links);
   impl->task_links = std::move(loaded->task_links);
+  impl->site_links = std::move(loaded->site_links);
   impl->opts = opts;
   impl->method = chosen;
   impl->passed_over = std::move(passed);
@@ -230,6 +288,9 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   int ncpus = libbpf_num_possible_cpus();
   impl->ncpus = ncpus > 0 ? ncpus : 1;
 
+  if (!impl->site_links.empty())
+    spdlog::info("collector: also counting the checks made with cap_capable inlined in {} (fexit)",
+                 fmt::join(loaded->sites_loaded, ", "));
   spdlog::info("collector: counting cap_capable via {}{}{}", method_name(chosen),
                opts.forced_method ? " (forced)"
                : impl->passed_over.empty() ? " (preferred method)"
@@ -251,6 +312,7 @@ bool Collector::adopted_pins() const { return impl_->adopted; }
 void Collector::unpin() {
   // Closing the last reference to a link detaches it; the pin was one.
   impl_->cap_links.clear();
+  impl_->site_links.clear();
   impl_->task_links.clear();
   impl_->remove_pinned_state();
 }

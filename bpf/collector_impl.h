@@ -21,6 +21,9 @@ struct Collector::Impl {
   SkelPtr skel;
   std::vector<LinkPtr> cap_links;   // method_programs() order
   std::vector<LinkPtr> task_links;  // exec first
+  // fexit on the inline decision sites: never pinned, so they stop with the
+  // process (a pinned one would count twice beside the next run's).
+  std::vector<LinkPtr> site_links;
   RingBufferPtr rb;
 
   CollectorOptions opts;

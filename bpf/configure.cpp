@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string_view>
 
 namespace capaudit {
 
@@ -16,6 +18,27 @@ std::vector<bpf_program*> all_cap_programs(capaudit_bpf* s) {
 }
 
 uint32_t page_size() { return static_cast<uint32_t>(sysconf(_SC_PAGESIZE)); }
+
+// fentry then fexit: the entry arms the guard the exit reads.
+std::vector<bpf_program*> inline_site_pair(capaudit_bpf* s, std::string_view function) {
+  if (function == "cap_mmap_addr")
+    return {s->progs.ca_fentry_cap_mmap_addr, s->progs.ca_fexit_cap_mmap_addr};
+  if (function == "cap_vm_enough_memory")
+    return {s->progs.ca_fentry_cap_vm_enough_memory, s->progs.ca_fexit_cap_vm_enough_memory};
+  return {};
+}
+
+// commoncap's dac_mmap_min_addr is the sysctl's value; read once at load (a
+// later change of the sysctl is not seen until the next start).
+uint64_t mmap_min_addr() {
+  uint64_t v = 65536;
+  if (FILE* f = std::fopen("/proc/sys/vm/mmap_min_addr", "re")) {
+    unsigned long long x;
+    if (std::fscanf(f, "%llu", &x) == 1) v = x;
+    std::fclose(f);
+  }
+  return v;
+}
 
 }  // namespace
 
@@ -29,6 +52,13 @@ std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m) {
       return {s->progs.ca_tp_cap_capable};
   }
   return {};
+}
+
+std::vector<bpf_program*> inline_site_programs(capaudit_bpf* s, const ProgramSelection& sel) {
+  std::vector<bpf_program*> out;
+  for (const auto& f : sel.inline_sites)
+    for (bpf_program* p : inline_site_pair(s, f)) out.push_back(p);
+  return out;
 }
 
 std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions& o,
@@ -54,6 +84,11 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   const auto wanted_cap = method_programs(s, sel.method);
   for (bpf_program* p : all_cap_programs(s))
     bpf_program__set_autoload(p, std::find(wanted_cap.begin(), wanted_cap.end(), p) != wanted_cap.end());
+  const auto wanted_sites = inline_site_programs(s, sel);
+  for (const char* f : kInlineSiteFunctions)
+    for (bpf_program* p : inline_site_pair(s, f))
+      bpf_program__set_autoload(p, std::find(wanted_sites.begin(), wanted_sites.end(), p) !=
+                                       wanted_sites.end());
   const auto wanted_tasks = task_programs(s, o, sel);
   for (bpf_program* p : {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit})
     bpf_program__set_autoload(p, std::find(wanted_tasks.begin(), wanted_tasks.end(), p) !=
@@ -67,6 +102,8 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   s->rodata->stream_kernel_stacks = o.stream_kernel_stacks;
   s->rodata->stream_user_stacks = o.stream_user_stacks;
   s->rodata->stack_sample_period = o.stack_sample_period;
+  s->rodata->guard_sites = !wanted_sites.empty();
+  if (!wanted_sites.empty()) s->rodata->mmap_min_addr = mmap_min_addr();
   const uint32_t period = o.stack_sample_period;
   s->rodata->stack_sample_mask = period && !(period & (period - 1)) ? period - 1 : 0;
 

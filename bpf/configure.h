@@ -25,7 +25,19 @@ struct ProgramSelection {
   AttachMethod method;
   bool old_audit;       // cap_capable's 4th argument is the pre-5.1 `int audit`
   bool task_programs;   // tp_btf exec (and, following tracked tasks, fork/exit)
+  // fexit programs on the functions that decide with cap_capable() inlined
+  // (inline_site_functions() present in kernel BTF); fexit and kprobe only.
+  std::vector<std::string> inline_sites;
 };
+
+// Functions that make a capability decision with cap_capable() inlined in
+// the kernels capaudit supports, each covered by one fexit program.
+inline constexpr const char* kInlineSiteFunctions[] = {"cap_mmap_addr", "cap_vm_enough_memory"};
+
+// The programs of a selection's inline sites, in inline_sites order: for
+// each, fentry (arms the guard against counting what cap_capable saw) and
+// fexit (counts).
+std::vector<bpf_program*> inline_site_programs(capaudit_bpf* s, const ProgramSelection& sel);
 
 // The cap_capable programs of a method, in attach (and link pin) order.
 std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m);

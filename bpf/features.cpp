@@ -129,6 +129,15 @@ bool KernelFeatures::cap_capable_old_audit() {
   return old_audit_;
 }
 
+bool KernelFeatures::has_btf_func(const char* name) {
+  std::lock_guard lk(mu_);
+  if (auto it = btf_funcs_.find(name); it != btf_funcs_.end()) return it->second;
+  BtfPtr b(btf__load_vmlinux_btf());
+  const bool found = b && btf__find_by_name_kind(b.get(), name, BTF_KIND_FUNC) > 0;
+  btf_funcs_.emplace(name, found);
+  return found;
+}
+
 bool KernelFeatures::has_kprobes() {
   std::lock_guard lk(mu_);
   if (!kprobes_)

@@ -19,6 +19,7 @@
 
 #include "collector.h"
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -43,6 +44,8 @@ class KernelFeatures {
   // A kprobe PMU (/sys/bus/event_source/devices/kprobe) or tracefs
   // kprobe_events, either of which libbpf can attach through.
   bool has_kprobes();
+  // Whether `name` is a FUNC in kernel BTF (an fexit target).
+  bool has_btf_func(const char* name);
 
   // Why a method cannot work here, known without trying; nullopt if it may.
   std::optional<std::string> unsupported_reason(AttachMethod m);
@@ -64,6 +67,7 @@ class KernelFeatures {
   bool sched_exec_tp_ = false;
   bool old_audit_ = false;
   std::optional<bool> kprobes_;
+  std::map<std::string, bool, std::less<>> btf_funcs_;
   bool disabled_[4] = {};  // indexed by AttachMethod value
   bool disabled_by_env_[4] = {};
 };

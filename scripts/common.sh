@@ -9,7 +9,8 @@ RUNTIME_PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev
   libcap-ng-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev libsystemd-dev libssl-dev libcli11-dev)
 # What the tests need on top: the workloads' tools and the cross-checks.
 TEST_PACKAGES=(googletest libgtest-dev sqlite3 libcap2-bin util-linux iputils-ping bpftrace
-  systemd systemd-container procps libclang-rt-14-dev)
+  systemd systemd-container procps libclang-rt-14-dev
+  qemu-system-x86 xz-utils zstd python3)
 # What scripts/package needs on top of the runtime packages; the tests build
 # and install the package too.
 PACKAGE_PACKAGES=(debhelper dpkg-dev lintian)
