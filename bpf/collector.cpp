@@ -71,6 +71,7 @@ struct Loaded {
   std::vector<LinkPtr> task_links;
   std::vector<LinkPtr> site_links;
   std::vector<std::string> sites_loaded;  // inline sites whose programs loaded
+  bool guard_sites = false;               // cap_capable's program marks the site guard
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -115,6 +116,7 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   out->skel = std::move(l.skel);
   out->tasks_loaded = sel.task_programs;
   out->sites_loaded = sel.inline_sites;
+  out->guard_sites = !sel.inline_sites.empty();
   return {std::move(out), {}};
 }
 
@@ -134,7 +136,8 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
   // A streaming program writes to its own run's ring buffer, which is not
   // pinned: never adopt one.
   if (pins && !o.stream_checks)
-    out.cap_links = adopt_links(*pins, sel.method, config_hash(o, sel.method, sel.old_audit));
+    out.cap_links = adopt_links(*pins, sel.method,
+                                config_hash(o, sel.method, sel.old_audit, out.guard_sites));
   out.adopted = !out.cap_links.empty();
   if (!out.adopted) {
     for (bpf_program* p : method_programs(s, sel.method)) {
@@ -283,6 +286,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->method = chosen;
   impl->passed_over = std::move(passed);
   impl->old_audit = old_audit;
+  impl->guard_sites = loaded->guard_sites;
   impl->adopted = loaded->adopted;
   impl->exec_adopted = loaded->exec_adopted;
   int ncpus = libbpf_num_possible_cpus();

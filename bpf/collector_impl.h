@@ -30,6 +30,7 @@ struct Collector::Impl {
   AttachMethod method = AttachMethod::Tracepoint;
   std::vector<MethodAttempt> passed_over;
   bool old_audit = false;
+  bool guard_sites = false;  // loaded with inline-site programs (config_hash)
   bool adopted = false;
   bool exec_adopted = false;
   bool pinned = false;

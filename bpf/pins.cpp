@@ -157,7 +157,7 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan) {
   return 0;
 }
 
-uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit) {
+uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, bool guard_sites) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&h](uint64_t v) {
     for (int i = 0; i < 8; i++) {
@@ -173,6 +173,7 @@ uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit) 
   mix(o.stream_kernel_stacks);
   mix(o.stream_user_stacks);
   mix(o.stack_sample_period);
+  if (guard_sites) mix(0x5173);
   return h;
 }
 
@@ -249,7 +250,7 @@ void Collector::Impl::pin_state(const PinPlan& plan) {
   ca_pin_meta m{};
   m.layout = CA_LAYOUT_VERSION;
   m.method = static_cast<uint32_t>(method);
-  m.config = config_hash(opts, method, old_audit);
+  m.config = config_hash(opts, method, old_audit, guard_sites);
   uint32_t key = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &key, &m, BPF_ANY) != 0)
     throw CollectorError("writing pin meta: " + errno_text(errno));

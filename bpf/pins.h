@@ -57,7 +57,10 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan);
 
 // FNV-1a over every setting baked into the cap_capable program at load: a
 // pinned link is adopted only when its program was loaded with the same.
-uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit);
+// guard_sites: the program marks the inline-site guard (configure.h); mixed
+// in only when set, so hashes made before it existed still match.
+uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit,
+                     bool guard_sites = false);
 
 // The pinned links of method m, when the maps are reused and their meta says
 // they were made by m with this config; empty otherwise (with a log line).
