@@ -9,6 +9,7 @@
 #include "cli.h"
 
 #include "display.h"
+#include "fleet.h"  // valid_host_id, valid_sha256
 #include "engine.h"  // join
 
 #include <CLI/CLI.hpp>
@@ -65,6 +66,8 @@ class Cli {
   void profile();
   void trace();
   void files();
+  void export_();
+  void fleet();
   void help();
 
   CLI::App app_{"Least-privilege profiler for Linux capabilities.", "capaudit"};
@@ -110,6 +113,8 @@ Cli::Cli() {
   profile();
   trace();
   files();
+  export_();
+  fleet();
   help();
 }
 
@@ -200,6 +205,50 @@ void Cli::files() {
   c->add_flag("--json", a->json, "JSON instead of a table");
   db_option(*c, a->db)->description("What the database capauditd writes saw each file use");
   c->add_option("DIR", a->dirs, "Directories to search (default: those of PATH)")->type_name("");
+}
+
+void Cli::export_() {
+  auto [c, a] = command<ExportArgs>(app_, "export", "This host's checks and decisions as NDJSON, for the fleet");
+  db_option(*c, a->db);
+  optional_string(*c, "--host-id", a->host_id, "This host's id in the fleet (default: /etc/machine-id)", "ID")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return valid_host_id(v) ? std::string() : "must be 1 to 255 printable characters, no spaces";
+          },
+          ""));
+  optional_string(*c, "--output", a->output, "Write to FILE (atomically, mode 0600) instead of standard output",
+                  "FILE");
+}
+
+// "fleet load|recommend|outliers": the fleet's PostgreSQL, reached by --postgres.
+void Cli::fleet() {
+  CLI::App* fleet = app_.add_subcommand("fleet", "The fleet's view on PostgreSQL: load exports, ask across hosts");
+  fleet->require_subcommand(1);
+  auto postgres = [](CLI::App& c, std::string& dst) {
+    c.add_option("--postgres", dst, "libpq connection string or URI (a password in it is never printed)")
+        ->required()
+        ->type_name("CONNINFO");
+  };
+  {
+    auto [c, a] = command<FleetLoadArgs>(*fleet, "load", "Load exports (standard input when no FILE)");
+    postgres(*c, a->postgres);
+    c->add_option("FILE", a->files, "Export files, each loaded in one transaction")->type_name("");
+  }
+  {
+    auto [c, a] = command<FleetRecommendArgs>(*fleet, "recommend", "Per binary version, what hosts found required");
+    postgres(*c, a->postgres);
+    binary_option(*c, a->binary);
+    optional_string(*c, "--sha256", a->sha256, "Only the binary version with this SHA-256", "HEX")
+        ->check(CLI::Validator(
+            [](std::string& v) { return valid_sha256(v) ? std::string() : "must be 64 lower-case hex digits"; }, ""));
+    c->add_flag("--json", a->json, "JSON instead of a table");
+  }
+  {
+    auto [c, a] = command<FleetOutliersArgs>(*fleet, "outliers",
+                                             "Capabilities required on fewer than half the hosts of a version");
+    postgres(*c, a->postgres);
+    c->add_flag("--json", a->json, "JSON instead of a table");
+  }
 }
 
 // "capaudit help [COMMAND]", as "capaudit [COMMAND] --help"; not listed.

@@ -15,7 +15,8 @@ namespace capaudit {
 // A sub-command's arguments, ready for its cmd_*, or the exit status when the
 // command line has already been dealt with: 0 after --help or --version, 2
 // after a usage error (the message, naming the option or value, is on err).
-using CliResult = std::variant<int, ReportArgs, RecommendArgs, ProfileArgs, TraceArgs, FilesArgs>;
+using CliResult = std::variant<int, ReportArgs, RecommendArgs, ProfileArgs, TraceArgs, FilesArgs, ExportArgs,
+                               FleetLoadArgs, FleetRecommendArgs, FleetOutliersArgs>;
 
 CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 

@@ -63,4 +63,32 @@ struct TraceArgs {
 };
 int cmd_trace(const TraceArgs& a);
 
+// The fleet (docs/fleet.md): export per host, load and ask on PostgreSQL.
+struct ExportArgs {
+  std::string db = kDefaultDb;
+  std::optional<std::string> host_id;  // default: /etc/machine-id
+  std::optional<std::string> output;   // written atomically, mode 0600
+};
+int cmd_export(const ExportArgs& a);
+
+struct FleetLoadArgs {
+  std::string postgres;            // libpq conninfo; may hold a password: never printed
+  std::vector<std::string> files;  // empty: standard input
+};
+int cmd_fleet_load(const FleetLoadArgs& a);
+
+struct FleetRecommendArgs {
+  std::string postgres;
+  std::optional<std::string> binary;
+  std::optional<std::string> sha256;
+  bool json = false;
+};
+int cmd_fleet_recommend(const FleetRecommendArgs& a);
+
+struct FleetOutliersArgs {
+  std::string postgres;
+  bool json = false;
+};
+int cmd_fleet_outliers(const FleetOutliersArgs& a);
+
 }  // namespace capaudit

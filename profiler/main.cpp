@@ -23,6 +23,10 @@ struct Run {
   int operator()(const ProfileArgs& a) const { return cmd_profile(a); }
   int operator()(const TraceArgs& a) const { return cmd_trace(a); }
   int operator()(const FilesArgs& a) const { return cmd_files(a); }
+  int operator()(const ExportArgs& a) const { return cmd_export(a); }
+  int operator()(const FleetLoadArgs& a) const { return cmd_fleet_load(a); }
+  int operator()(const FleetRecommendArgs& a) const { return cmd_fleet_recommend(a); }
+  int operator()(const FleetOutliersArgs& a) const { return cmd_fleet_outliers(a); }
 };
 
 }  // namespace

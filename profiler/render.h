@@ -6,9 +6,12 @@
 //                      streamed, and the verification object both ways
 //   render_table.cpp   the report and recommend tables, TextTable
 //   render_script.cpp  the nightly setcap script
+//   render_export.cpp  capaudit export: NDJSON, schema capaudit.v1
+//   render_fleet.cpp   fleet recommend and fleet outliers, JSON and tables
 #pragma once
 
 #include "engine.h"
+#include "fleet.h"
 
 #include <nlohmann/json.hpp>
 
@@ -72,5 +75,19 @@ class TextTable {
 // recommend --format script: narrow-only, see CONTRACT.md. Needs the store
 // for each binary's recorded identity. Returns the exit status.
 int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
+
+// ---- The fleet (render_export.cpp, render_fleet.cpp) ------------------------
+
+// Each binary's (capability, verdict, audit) lines as export writes them,
+// in path order; kernel threads and unresolved binaries are left out.
+std::vector<FleetLine> export_lines(const Analysis& a, const std::string& host_id, int64_t exported_at);
+std::string export_line_json(const FleetLine& l);  // one line, no newline
+void write_export(std::ostream& out, const std::vector<FleetLine>& lines);
+
+// {"binaries": [...]} with "hosts" on each binary and check; {"outliers": [...]}.
+nlohmann::json fleet_recommend_to_json(const std::vector<FleetBinary>& binaries);
+nlohmann::json fleet_outliers_to_json(const std::vector<FleetOutlier>& outliers);
+void print_fleet_recommend_table(std::ostream& out, const std::vector<FleetBinary>& binaries);
+void print_fleet_outliers_table(std::ostream& out, const std::vector<FleetOutlier>& outliers);
 
 }  // namespace capaudit

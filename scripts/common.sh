@@ -6,10 +6,11 @@ CAPAUDIT_BUILD="${CAPAUDIT_BUILD:-$CAPAUDIT_SRC/build}"
 
 # What building and running capauditd needs.
 RUNTIME_PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev
-  libcap-ng-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev libsystemd-dev libssl-dev libcli11-dev)
+  libcap-ng-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev libsystemd-dev libssl-dev libcli11-dev
+  libpq-dev)
 # What the tests need on top: the workloads' tools and the cross-checks.
 TEST_PACKAGES=(googletest libgtest-dev sqlite3 libcap2-bin util-linux iputils-ping bpftrace
-  systemd systemd-container procps libclang-rt-14-dev
+  systemd systemd-container procps libclang-rt-14-dev postgresql-15
   qemu-system-x86 xz-utils zstd python3)
 # What scripts/package needs on top of the runtime packages; the tests build
 # and install the package too.

@@ -184,7 +184,7 @@ std::string unescape_roff(std::string s) {
 
 std::set<std::string> option_names(const std::string& text) {
   std::set<std::string> names;
-  static const std::regex option(R"((^|[\s\[|])(--?[A-Za-z][A-Za-z-]*))");
+  static const std::regex option(R"((^|[\s\[|])(--?[A-Za-z][A-Za-z0-9-]*))");
   for (auto it = std::sregex_iterator(text.begin(), text.end(), option); it != std::sregex_iterator(); ++it)
     names.insert((*it)[2]);
   return names;
