@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include "journal.h"
+#include "time_util.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -143,12 +144,7 @@ namespace {
 
 // Where a damaged database goes: beside it, named by the time it was found.
 std::string aside_name(const std::string& db) {
-  char stamp[32];
-  time_t now = time(nullptr);
-  tm t{};
-  gmtime_r(&now, &t);
-  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &t);
-  std::string base = db + ".corrupt-" + stamp;
+  std::string base = db + ".corrupt-" + format_utc(time(nullptr), "%Y%m%dT%H%M%SZ");
   std::string name = base;
   for (int i = 1; std::filesystem::exists(name) || std::filesystem::exists(name + "-wal"); i++)
     name = base + "." + std::to_string(i);

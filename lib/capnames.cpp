@@ -1,5 +1,7 @@
 #include "capnames.h"
 
+#include "text.h"
+
 #include <cap-ng.h>
 
 #include <algorithm>
@@ -115,6 +117,11 @@ std::vector<std::string> cap_names(const std::vector<int>& caps) {
   return names;
 }
 
+std::string cap_list_text(const std::vector<int>& caps, std::string_view sep, std::string_view none) {
+  if (caps.empty()) return std::string(none);
+  return join(cap_names(caps), sep);
+}
+
 void sort_caps_by_name(std::vector<int>& caps) {
   std::sort(caps.begin(), caps.end(), [](int a, int b) { return cap_name(a) < cap_name(b); });
   caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
@@ -133,18 +140,10 @@ std::string setcap_text(const std::vector<int>& caps) {
       unnamed.insert(cap);
     }
   }
-  std::string text;
-  for (const std::string& name : names) {
-    if (!text.empty()) text += ',';
-    text += name;
-  }
-  for (int cap : unnamed) {
-    if (!text.empty()) text += ',';
-    text += std::to_string(cap);
-  }
-  if (text.empty()) return {};
-  text += "+ep";
-  return text;
+  std::vector<std::string> parts(names.begin(), names.end());
+  for (int cap : unnamed) parts.push_back(std::to_string(cap));
+  if (parts.empty()) return {};
+  return join(parts, ",") + "+ep";
 }
 
 }  // namespace capaudit

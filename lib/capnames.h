@@ -21,6 +21,10 @@ std::vector<std::string> cap_set_names(uint64_t set);
 std::vector<std::string> cap_names(const std::vector<int>& caps);
 // Sorts by name (the order every output lists a set in), duplicates dropped.
 void sort_caps_by_name(std::vector<int>& caps);
+// The names joined by sep, in the order given ("cap_chown,cap_net_raw"), or
+// `none` for an empty set: how the human outputs spell a set.
+std::string cap_list_text(const std::vector<int>& caps, std::string_view sep = ",",
+                          std::string_view none = "none");
 // "cap_chown,cap_net_raw+ep" for setcap, empty string for an empty set.
 // Names sorted alphabetically, duplicates dropped; capabilities libcap-ng
 // cannot name follow as bare numbers ("cap_chown,41+ep"), which setcap accepts.

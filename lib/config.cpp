@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "fd.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -287,8 +289,8 @@ ConfigResult parse_config(const std::string& text, const std::string& name_for_e
 }
 
 ConfigResult load_config(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     // No file is a supported setup: the defaults are documented to work.
     if (errno == ENOENT) return {Config{}, {}};
     return {std::nullopt, path + ": " + std::strerror(errno)};
@@ -296,17 +298,13 @@ ConfigResult load_config(const std::string& path) {
   std::string text;
   char buf[8192];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;  // EISDIR for a directory
-      ::close(fd);
-      return {std::nullopt, path + ": " + std::strerror(err)};
-    }
+    if (n < 0) return {std::nullopt, path + ": " + std::strerror(errno)};  // EISDIR for a directory
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
+  fd.reset();
   return parse_config(text, path);
 }
 

@@ -8,8 +8,11 @@
 
 namespace capaudit {
 
+// Where the daemon writes and the CLI reads unless told otherwise.
+inline constexpr const char* kDefaultDb = "/var/lib/capaudit/capaudit.db";
+
 struct Config {
-  std::string database = "/var/lib/capaudit/capaudit.db";
+  std::string database = kDefaultDb;
   uint32_t drain_interval_sec = 10;
   std::string attach_method = "auto";  // auto | fexit | kprobe | tracepoint
   uint32_t max_checks = 65536;

@@ -1,6 +1,7 @@
 // What a binary file is right now: content hash, owner, mode, capabilities.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,23 @@ struct FileIdentity {
 
 // Bytes as lower-case hex.
 std::string to_hex(const unsigned char* bytes, size_t len);
+
+// SHA-256 fed piece by piece (a file, a child's output). The one place that
+// talks to OpenSSL's digest API.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t len);
+  // Lower-case hex; "" when OpenSSL could not start or finish the digest.
+  // Call once.
+  std::string finish();
+
+ private:
+  void* ctx_ = nullptr;  // EVP_MD_CTX, kept out of the header
+};
 
 // SHA-256 of a byte string, lower-case hex.
 std::string sha256_hex(std::string_view data);

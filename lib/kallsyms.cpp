@@ -1,5 +1,7 @@
 #include "kallsyms.h"
 
+#include "fd.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -132,8 +134,8 @@ Kallsyms Kallsyms::from_text(std::string_view text) {
 }
 
 std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     if (err) *err = path + ": " + std::strerror(errno);
     return std::nullopt;
   }
@@ -143,11 +145,10 @@ std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err
   size_t have = 0;
   for (;;) {
     if (have == buf.size()) buf.resize(buf.size() * 2);  // a line longer than the buffer
-    ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+    ssize_t n = ::read(fd.get(), buf.data() + have, buf.size() - have);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (err) *err = path + ": " + std::strerror(errno);
-      ::close(fd);
       return std::nullopt;
     }
     if (n == 0) break;
@@ -156,7 +157,7 @@ std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err
     std::memmove(buf.data(), buf.data() + used, have - used);
     have -= used;
   }
-  ::close(fd);
+  fd.reset();
   b.finish(std::string_view(buf.data(), have));
   Kallsyms k = b.take();
   if (k.syms_.empty()) {

@@ -5,7 +5,7 @@
 // a process group of its own), waited for with a pidfd and a timeout.
 #pragma once
 
-#include "owners.h"
+#include "fd.h"
 #include "runas.h"
 
 #include <sys/types.h>

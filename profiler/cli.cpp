@@ -10,7 +10,7 @@
 
 #include "display.h"
 #include "fleet.h"  // valid_host_id, valid_sha256
-#include "engine.h"  // join
+#include "text.h"
 
 #include <CLI/CLI.hpp>
 

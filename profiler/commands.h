@@ -3,6 +3,7 @@
 // 2 usage error) and writes errors to standard error itself.
 #pragma once
 
+#include "config.h"  // kDefaultDb
 #include "display.h"
 #include "engine.h"
 #include "render.h"  // every output format, shared by report, recommend and profile
@@ -15,8 +16,6 @@
 #include <vector>
 
 namespace capaudit {
-
-inline constexpr const char* kDefaultDb = "/var/lib/capaudit/capaudit.db";
 
 struct ReportArgs {
   std::string db = kDefaultDb;

@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include "capnames.h"
+#include "text.h"
 
 #include <sys/stat.h>
 
@@ -524,15 +525,6 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
 }
 
 }  // namespace
-
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
-}
 
 std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
   int64_t first = 0, last = 0;

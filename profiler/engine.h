@@ -86,7 +86,4 @@ Analysis analyze(const std::vector<Observation>& obs, const Rules& rules);
 // First and last time any of the binary's checks was seen (0 when unknown).
 std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b);
 
-// "a, b, c": parts joined by sep.
-std::string join(const std::vector<std::string>& parts, std::string_view sep);
-
 }  // namespace capaudit

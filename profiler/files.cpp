@@ -4,12 +4,15 @@
 
 #include "capnames.h"
 #include "identity.h"
+#include "text.h"
 
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -234,9 +237,7 @@ int cmd_files(const FilesArgs& args) {
         const BinaryDecision* b = seen_for(path);
         if (b) {
           std::string setcap = setcap_text(b->capabilities);
-          json caps_json = json::array();
-          for (int c : b->capabilities) caps_json.push_back(cap_name(c));
-          j["observed"] = {{"capabilities", caps_json},
+          j["observed"] = {{"capabilities", cap_names(b->capabilities)},
                            {"setcap", setcap.empty() ? json(nullptr) : json(setcap)},
                            {"seen_non_root_euid", b->seen_non_root_euid},
                            {"warnings", b->warnings}};
@@ -254,8 +255,7 @@ int cmd_files(const FilesArgs& args) {
     TextTable table(header);
     for (const auto& [path, f] : walker.found()) {
       // Built apart: clang before 16 cannot capture a structured binding.
-      std::string privs;
-      for (const auto& p : privileges(f)) privs += (privs.empty() ? "" : ", ") + p;
+      std::string privs = join(privileges(f), ", ");
       std::vector<std::string> row = {quote_for_display(path), mode_text(f.st.st_mode),
                                       quote_for_display(user_name(f.st.st_uid)) + ":" +
                                           quote_for_display(group_name(f.st.st_gid)),

@@ -3,8 +3,8 @@
 #include "capnames.h"
 #include "identity.h"
 #include "render.h"  // the verification object's JSON
+#include "text.h"
 
-#include <openssl/evp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,11 +19,6 @@ namespace capaudit {
 
 namespace {
 
-void sort_by_name(std::vector<int>& caps) {
-  std::sort(caps.begin(), caps.end(), [](int a, int b) { return cap_name(a) < cap_name(b); });
-  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-}
-
 bool contains(const std::vector<int>& v, int cap) { return std::find(v.begin(), v.end(), cap) != v.end(); }
 
 std::vector<int> without(std::vector<int> caps, int cap) {
@@ -33,7 +28,7 @@ std::vector<int> without(std::vector<int> caps, int cap) {
 
 std::vector<int> with(std::vector<int> caps, int cap) {
   caps.push_back(cap);
-  sort_by_name(caps);
+  sort_caps_by_name(caps);
   return caps;
 }
 
@@ -44,7 +39,7 @@ std::vector<int> narrower_alternatives(int wide, const Rules& rules) {
     if (r.kind == RuleKind::Alternative && r.narrow && *r.narrow != wide && contains(r.caps, wide))
       out.push_back(*r.narrow);
   }
-  sort_by_name(out);
+  sort_caps_by_name(out);
   return out;
 }
 
@@ -67,11 +62,7 @@ std::string difference(const Behaviour& reference, const Behaviour& run, bool co
   return "behaved differently";
 }
 
-std::string names(const std::vector<int>& caps) {
-  std::vector<std::string> n;
-  for (int c : caps) n.push_back(cap_name(c));
-  return n.empty() ? "none" : join(n, ", ");
-}
+std::string names(const std::vector<int>& caps) { return cap_list_text(caps, ", "); }
 
 }  // namespace
 
@@ -93,7 +84,7 @@ VerificationInfo minimize(const std::vector<int>& observed, const Behaviour& ref
   v.compare_output = opts.compare_output;
   v.created = time(nullptr);
   v.observed = observed;
-  sort_by_name(v.observed);
+  sort_caps_by_name(v.observed);
   // Indices, not references: narrower capabilities are appended as they are tried.
   auto at = [&v](int cap) -> CapabilityVerdict& {
     for (CapabilityVerdict& cv : v.capabilities)
@@ -200,7 +191,7 @@ std::vector<int> verified_caps(const VerificationInfo& v) {
   if (!v.baseline_ok) return v.observed;
   for (const CapabilityVerdict& cv : v.capabilities)
     if (cv.verified != Verification::DroppedByRun) out.push_back(cv.cap);
-  sort_by_name(out);
+  sort_caps_by_name(out);
   return out;
 }
 
@@ -229,7 +220,7 @@ void apply_verification(BinaryDecision& b, VerificationInfo v) {
       unseen.push_back(c);
     }
   }
-  sort_by_name(final_set);
+  sort_caps_by_name(final_set);
   const std::set<int> kept(final_set.begin(), final_set.end());
 
   for (CheckDecision& d : b.checks) {
@@ -281,9 +272,7 @@ VerifiedSetRow verified_set_row(const std::string& path, const std::string& sha2
   VerifiedSetRow r;
   r.path = path;
   r.sha256 = sha256;
-  nlohmann::json caps = nlohmann::json::array();
-  for (int c : b.capabilities) caps.push_back(cap_name(c));
-  r.caps = caps.dump();
+  r.caps = nlohmann::json(cap_names(b.capabilities)).dump();
   if (b.verification) {
     r.verification = verification_to_json(*b.verification).dump();
     r.runs = b.verification->runs;
@@ -374,17 +363,6 @@ RunResult rerun(const RerunOptions& o, const std::vector<int>& caps) {
   return r;
 }
 
-OutputDigest::OutputDigest(int tee_fd) : tee_fd_(tee_fd) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(ctx);
-    ctx = nullptr;
-  }
-  ctx_ = ctx;
-}
-
-OutputDigest::~OutputDigest() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-
 bool OutputDigest::pump(int fd) {
   char buf[65536];
   for (;;) {
@@ -395,7 +373,7 @@ bool OutputDigest::pump(int fd) {
       return errno == EAGAIN || errno == EWOULDBLOCK;
     }
     bytes_ += static_cast<uint64_t>(n);
-    if (ctx_) EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), buf, static_cast<size_t>(n));
+    digest_.update(buf, static_cast<size_t>(n));
     // The user still gets the traced run's output; a reader that went away
     // (EPIPE) stops the copy, not the comparison.
     for (ssize_t off = 0; tee_fd_ >= 0 && off < n;) {
@@ -408,14 +386,6 @@ bool OutputDigest::pump(int fd) {
       off += w;
     }
   }
-}
-
-std::string OutputDigest::finish() {
-  if (!ctx_) return "";
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);
-  return to_hex(md, len);
 }
 
 }  // namespace capaudit

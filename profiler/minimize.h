@@ -7,6 +7,7 @@
 
 #include "child.h"
 #include "engine.h"
+#include "identity.h"
 #include "rules.h"
 #include "runas.h"
 #include "store.h"
@@ -93,17 +94,14 @@ RunResult rerun(const RerunOptions& o, const std::vector<int>& caps);
 // to another descriptor (the traced run's output still reaches the user).
 class OutputDigest {
  public:
-  explicit OutputDigest(int tee_fd = -1);
-  ~OutputDigest();
-  OutputDigest(const OutputDigest&) = delete;
-  OutputDigest& operator=(const OutputDigest&) = delete;
+  explicit OutputDigest(int tee_fd = -1) : tee_fd_(tee_fd) {}
   // Reads what is waiting on fd; false at end of file (or a read error).
   bool pump(int fd);
-  std::string finish();  // hex digest; call once
+  std::string finish() { return digest_.finish(); }  // hex digest; call once
   uint64_t bytes() const { return bytes_; }
 
  private:
-  void* ctx_ = nullptr;  // EVP_MD_CTX, kept out of the header
+  Sha256 digest_;
   int tee_fd_ = -1;
   uint64_t bytes_ = 0;
 };

@@ -43,12 +43,6 @@ BinaryDecision* command_binary(Analysis& analysis, const std::optional<ExeId>& f
   return nullptr;
 }
 
-std::string caps_list(const std::vector<int>& caps) {
-  std::string out;
-  for (int c : caps) out += (out.empty() ? "" : ",") + cap_name(c);
-  return out.empty() ? "none" : out;
-}
-
 // --minimize: re-run CMD holding candidate sets (docs/minimize.md) and
 // rewrite CMD's binary in the analysis with what the runs showed. False
 // after printing the error when the verified set cannot be stored.
@@ -88,7 +82,7 @@ bool verify_by_runs(const ProfileArgs& a, const RunAs& who, const OpenedExecutab
 
   std::cerr << "capaudit profile: verifying " << quote_for_display(target->display_name) << " by re-running the command as "
             << quote_for_display(who.name) << " (up to " << a.max_runs << " runs, starting from "
-            << caps_list(observed) << ")\n";
+            << cap_list_text(observed) << ")\n";
   MinimizeOptions mo;
   mo.max_runs = a.max_runs;
   mo.compare_output = a.compare_output;
@@ -107,7 +101,7 @@ bool verify_by_runs(const ProfileArgs& a, const RunAs& who, const OpenedExecutab
       summary += (summary.empty() ? "" : ", ") + cap_name(cv.cap) + " " + verification_name(cv.verified);
     std::cerr << "capaudit profile: verified by " << target->verification->runs << " runs: "
               << (summary.empty() ? std::string("no capability to try") : summary) << "; set: "
-              << caps_list(target->capabilities) << "\n";
+              << cap_list_text(target->capabilities) << "\n";
   }
   if (!db || !target->verified_set()) return true;
   std::optional<std::string> sha = target->row ? target->row->sha256 : std::nullopt;

@@ -8,6 +8,7 @@
 #include "display.h"
 #include "identity.h"
 #include "store.h"
+#include "time_util.h"
 
 #include <sys/stat.h>
 
@@ -20,20 +21,6 @@
 namespace capaudit {
 
 namespace {
-
-// Single quotes take every byte literally in sh but the quote itself.
-std::string sh_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
-
-bool has_control_chars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-}
 
 // Functions every active line relies on; they re-check, at the time the
 // script runs, what the generator checked when writing it.
@@ -104,12 +91,9 @@ std::map<uint64_t, std::string> service_cgroups() {
   return out;
 }
 
-std::string caps_list(const std::vector<int>& caps) {
-  std::vector<std::string> names = cap_names(caps);
-  std::sort(names.begin(), names.end());
-  std::string out;
-  for (auto& n : names) out += (out.empty() ? "" : " ") + n;
-  return out;
+std::string caps_list(std::vector<int> caps) {
+  sort_caps_by_name(caps);
+  return cap_list_text(caps, " ", "");
 }
 
 struct Entry {
@@ -131,7 +115,7 @@ Entry decide(const BinaryDecision& b, const std::map<uint64_t, std::string>& ser
     comment("no usable path (kernel thread or unresolved executable); nothing to do");
     return e;
   }
-  if (has_control_chars(b.path)) {
+  if (has_control_bytes(b.path)) {
     comment("path contains control characters; not touched (recommended: " + want + ")");
     return e;
   }
@@ -173,7 +157,7 @@ Entry decide(const BinaryDecision& b, const std::map<uint64_t, std::string>& ser
   }
   if (!b.seen_non_root_euid) {
     comment("seen only with euid 0, so ownership checks root skips were not seen; profile it with: "
-            "capaudit profile --user nobody --db DB -- " + sh_quote(b.path));
+            "capaudit profile --user nobody --db DB -- " + shell_quote(b.path));
     return e;
   }
   if (has_caps && !setuid_root) {
@@ -190,22 +174,19 @@ Entry decide(const BinaryDecision& b, const std::map<uint64_t, std::string>& ser
   e.sha256 = now->sha256;
   e.comments.push_back("# " + shown + ": " + (setuid_root ? "setuid-root" : "file capabilities " + now->file_caps_text) +
                        " -> " + want);
-  if (setuid_root) e.commands.push_back("chmod u-s " + sh_quote(b.path));
+  if (setuid_root) e.commands.push_back("chmod u-s " + shell_quote(b.path));
   if (!b.capabilities.empty())
-    e.commands.push_back("setcap " + sh_quote(setcap_text(b.capabilities)) + " " + sh_quote(b.path));
+    e.commands.push_back("setcap " + shell_quote(setcap_text(b.capabilities)) + " " + shell_quote(b.path));
   else if (has_caps)
-    e.commands.push_back("setcap -r " + sh_quote(b.path));
+    e.commands.push_back("setcap -r " + shell_quote(b.path));
   return e;
 }
 
 }  // namespace
 
 int print_setcap_script(std::ostream& out, const Analysis& a, Store& store) {
-  char stamp[64];
-  time_t t = time(nullptr);
-  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
   out << "#!/bin/sh\n"
-      << "# capaudit setcap script, generated " << stamp << " from " << quote_for_display(store.path()) << "\n"
+      << "# capaudit setcap script, generated " << format_utc(time(nullptr)) << " from " << quote_for_display(store.path()) << "\n"
       << "# Review, then run as root. It only narrows privilege: each active line\n"
       << "# re-checks that the file is the one observed before changing it.\n\n"
       << kPrologue << "\n";
@@ -216,8 +197,8 @@ int print_setcap_script(std::ostream& out, const Analysis& a, Store& store) {
     for (const auto& c : e.comments) out << c << "\n";
     if (!e.commands.empty()) {
       active++;
-      out << "if capaudit_trusted " << sh_quote(e.path) << " " << sh_quote(e.sha256) << "; then\n";
-      for (const auto& c : e.commands) out << "  " << c << " || capaudit_skip " << sh_quote(e.path) << " 'failed'\n";
+      out << "if capaudit_trusted " << shell_quote(e.path) << " " << shell_quote(e.sha256) << "; then\n";
+      for (const auto& c : e.commands) out << "  " << c << " || capaudit_skip " << shell_quote(e.path) << " 'failed'\n";
       out << "fi\n";
     }
     out << "\n";

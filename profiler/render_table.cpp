@@ -3,6 +3,8 @@
 
 #include "capnames.h"
 #include "display.h"
+#include "text.h"
+#include "time_util.h"
 
 #include <algorithm>
 #include <ctime>
@@ -19,12 +21,8 @@ std::string join_numbers(const std::vector<T>& v) {
 
 std::string format_time(int64_t t) {
   if (t <= 0) return "-";
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  if (!gmtime_r(&tt, &tm)) return std::to_string(t);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
-  return buf;
+  std::string text = format_utc(static_cast<time_t>(t), "%Y-%m-%d %H:%M:%SZ");
+  return text.empty() ? std::to_string(t) : text;
 }
 
 std::string audit_cell(Audit a) {
@@ -43,10 +41,6 @@ std::string origins_cell(const std::vector<std::string>& origins) {
   std::string out = parts.empty() ? "-" : join(parts, ",");
   if (origins.size() > kShown) out += ",+" + std::to_string(origins.size() - kShown);
   return out;
-}
-
-std::string caps_text(const std::vector<int>& caps) {
-  return caps.empty() ? "none" : join(cap_names(caps), ",");
 }
 
 std::string held_text(uint64_t held) {
@@ -85,7 +79,7 @@ void print_verification(std::ostream& out, const BinaryDecision& b) {
 void print_binary_header(std::ostream& out, const BinaryDecision& b, bool with_times) {
   out << quote_for_display(b.display_name) << "\n";
   std::string setcap = setcap_text(b.capabilities);
-  out << "  recommended: " << caps_text(b.capabilities);
+  out << "  recommended: " << cap_list_text(b.capabilities);
   if (!setcap.empty()) out << "  (setcap " << setcap << ")";
   out << "\n";
   // Which kind of set it is: recommend prefers one checked by runs.

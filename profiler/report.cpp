@@ -1,6 +1,7 @@
 // report and recommend: what the daemon observed, and the minimal set.
 // The commands load and decide; render.h writes each format.
 #include "commands.h"
+#include "fd.h"
 
 #include "minimize.h"
 
@@ -85,13 +86,13 @@ int cmd_report(const ReportArgs& args) {
 class AtomicOutput {
  public:
   explicit AtomicOutput(const std::string& path) : path_(path), tmp_(path + ".XXXXXX") {
-    int fd = mkstemp(tmp_.data());
-    if (fd < 0) {
+    Fd fd(mkstemp(tmp_.data()));
+    if (!fd) {
       error_ = std::strerror(errno);
       return;
     }
-    fchmod(fd, 0600);
-    close(fd);
+    fchmod(fd.get(), 0600);
+    fd.reset();
     out_.open(tmp_, std::ios::trunc);
     if (!out_) error_ = std::strerror(errno);
   }

@@ -3,7 +3,9 @@
 #include "capnames.h"
 #include "collector.h"
 #include "commands.h"
+#include "fd.h"
 #include "kallsyms.h"
+#include "time_util.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -20,14 +22,7 @@ namespace capaudit {
 
 namespace {
 
-std::string wall_clock() {
-  time_t now = time(nullptr);
-  tm t{};
-  localtime_r(&now, &t);
-  char buf[16];
-  strftime(buf, sizeof buf, "%H:%M:%S", &t);
-  return buf;
-}
+std::string wall_clock() { return format_local(time(nullptr), "%H:%M:%S"); }
 
 std::vector<std::string> kernel_frames(const ca_check_event& ev, const Kallsyms* syms) {
   std::vector<std::string> frames;
@@ -140,9 +135,9 @@ int cmd_trace(const TraceArgs& a) {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  Fd sfd(signalfd(-1, &mask, SFD_CLOEXEC));
   for (;;) {
-    pollfd fds[2] = {{collector->events_fd(), POLLIN, 0}, {sfd, POLLIN, 0}};
+    pollfd fds[2] = {{collector->events_fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
     if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[0].revents) collector->poll_events(0);
     if (fds[1].revents) break;
@@ -151,7 +146,6 @@ int cmd_trace(const TraceArgs& a) {
   CollectorStats st = collector->stats();
   if (st[CA_STAT_RINGBUF_DROPS] > 0)
     std::cerr << "capaudit trace: " << st[CA_STAT_RINGBUF_DROPS] << " events lost (ring buffer full)\n";
-  close(sfd);
   return 0;
 }
 
