@@ -72,7 +72,7 @@ class TextTable {
 
 // ---- The setcap script (render_script.cpp) ----------------------------------
 
-// recommend --format script: narrow-only, see CONTRACT.md. Needs the store
+// recommend --format script: narrow-only, see docs/contract.md. Needs the store
 // for each binary's recorded identity. Returns the exit status.
 int print_setcap_script(std::ostream& out, const Analysis& a, Store& store);
 
