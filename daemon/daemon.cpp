@@ -61,13 +61,14 @@ void Daemon::apply_log_level(const std::string& level) {
 std::optional<AttachMethod> Daemon::method_from(const std::string& name) {
   if (name == "auto") return std::nullopt;
   auto m = parse_method(name);
-  if (!m) throw StartupError("unknown attach method '" + name + "' (auto, fexit, kprobe, tracepoint)");
+  if (!m)
+    throw StartupError("unknown attach method '" + name + "' (auto, fexit, kprobe, tracepoint)", kExitConfig);
   return m;
 }
 
 void Daemon::start() {
   ConfigResult cr = load_config(args_.config_path);
-  if (!cr.config) throw StartupError(cr.error);
+  if (!cr.config) throw StartupError(cr.error, kExitConfig);
   config_ = *cr.config;
   if (args_.db_path) config_.database = *args_.db_path;
   if (args_.log_level) config_.log_level = *args_.log_level;
@@ -183,7 +184,8 @@ bool Daemon::open_database(std::string* retry_why) {
     Store::FileKind kind = Store::identify(db);
     if (kind != Store::FileKind::Capaudit && kind != Store::FileKind::Zeroed)
       throw StartupError(err + "; it is not recognisably capaudit's, so it is left alone: "
-                               "point --db (or \"database\" in the config) at capaudit's database");
+                               "point --db (or \"database\" in the config) at capaudit's database",
+                         kExitConfig);
     why = err;
     for (const std::string& prefix : {"database '" + db + "' cannot be read: ", "database '" + db + "' "})
       if (why.rfind(prefix, 0) == 0) {
@@ -191,7 +193,7 @@ bool Daemon::open_database(std::string* retry_why) {
         break;
       }
   } else if (failure == Store::OpenFailure::Foreign || failure == Store::OpenFailure::TooNew) {
-    throw StartupError(err);
+    throw StartupError(err, kExitConfig);
   } else {
     struct statvfs vfs {};
     const std::string dir = db_dir.empty() ? "." : db_dir.string();

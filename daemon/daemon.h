@@ -25,8 +25,15 @@ struct DaemonArgs {
 };
 
 // Fatal start-up problems; main logs them and exits 1.
+// Exit status for a configuration no restart can fix (sysexits' EX_CONFIG):
+// the unit's RestartPreventExitStatus= stops systemd retrying it, and its
+// Result= then says exit-code with status=78/CONFIG.
+inline constexpr int kExitConfig = 78;
+
 struct StartupError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit StartupError(const std::string& what, int exit_status = 1)
+      : std::runtime_error(what), exit_status(exit_status) {}
+  int exit_status;
 };
 
 class Daemon {

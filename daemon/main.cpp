@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
     capaudit::Daemon daemon(args);
     daemon.start();
     return daemon.run();
+  } catch (const capaudit::StartupError& e) {
+    spdlog::critical("{}", e.what());
+    sd_notifyf(0, "STOPPING=1\nSTATUS=failed: %s", e.what());
+    return e.exit_status;
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     sd_notifyf(0, "STOPPING=1\nSTATUS=failed: %s", e.what());

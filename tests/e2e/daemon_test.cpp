@@ -164,7 +164,7 @@ TEST(Daemon, MalformedConfigNamesFileLineAndKey) {
   std::string conf = dir.file("bad.json");
   std::ofstream(conf) << "{\n  \"drain_interval_sec\": 10,\n  \"max_checks\": \"lots\"\n}\n";
   auto r = run({capauditd_bin(), "--db", dir.file("x.db"), "--config", conf, "--pin-dir", ""});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 78) << "EX_CONFIG: no restart fixes it";
   EXPECT_NE(r.err.find(conf + ":3"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("max_checks"), std::string::npos) << r.err;
 }

@@ -397,7 +397,7 @@ TEST(Faults, ForeignFilesAreRefusedAndLeftAlone) {
   for (const std::string& path : {other, text}) {
     const std::string before = slurp(path);
     auto r = run({capauditd_bin(), "--db", path, "--config", dir.file("none.json"), "--pin-dir", ""});
-    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.exit_code, 78) << r.err;
     EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
     EXPECT_EQ(slurp(path), before);
   }

@@ -118,7 +118,7 @@ TEST(Service, StartupFailureStillSaysStopping) {
   std::vector<std::string> seen;
   EXPECT_TRUE(d.notify().wait_for("STOPPING=1", std::chrono::seconds(30), &seen)) << d.log();
   for (auto& m : seen) EXPECT_EQ(m.find("READY=1"), std::string::npos) << "READY before failing";
-  EXPECT_EQ(d.stop(0), 1) << "exits by itself, with status 1";  // signal 0: only wait
+  EXPECT_EQ(d.stop(0), 78) << "exits by itself, with EX_CONFIG";  // signal 0: only wait
 }
 
 }  // namespace

@@ -319,6 +319,34 @@ TEST_F(Systemd, SetcapServiceWritesItsScriptMode0600) {
   EXPECT_NE(read_file(c_->host_path("/var/lib/capaudit/setcap.sh")).find("#!/bin/sh"), std::string::npos);
 }
 
+// A configuration no restart can fix: one journal line naming the file,
+// line and key, exit status 78, and no restart loop to the start limit.
+TEST_F(Systemd, BadConfigStopsWithConfigStatusAndNoRestartLoop) {
+  const std::string original = read_file(config_path());
+  ASSERT_FALSE(original.empty());
+  std::ofstream(config_path()) << "{\n  \"max_checks\": \"lots\"\n}\n";
+  const std::string restarts = props()["NRestarts"];
+  c_->systemctl({"restart", kUnit});  // fails: the daemon exits 78
+  Props p;
+  bool failed = c_->wait_for(kUnit, "ActiveState,Result,ExecMainStatus,NRestarts",
+                             [](const Props& q) { return q.count("ActiveState") && q.at("ActiveState") == "failed"; },
+                             60s, &p);
+  std::ofstream(config_path()) << original;
+  EXPECT_TRUE(failed) << dump(p);
+  EXPECT_EQ(p["Result"], "exit-code") << dump(p);
+  EXPECT_EQ(p["ExecMainStatus"], "78") << dump(p);
+  EXPECT_EQ(p["NRestarts"], restarts) << "not restarted";
+  size_t named = 0;
+  for (auto& e : c_->journal(kUnit))
+    if (e.value("MESSAGE", "").find("/etc/capaudit/capaudit.json:2") != std::string::npos &&
+        e.value("MESSAGE", "").find("max_checks") != std::string::npos)
+      named++;
+  EXPECT_EQ(named, 1u);
+  c_->systemctl({"reset-failed", kUnit});
+  ASSERT_EQ(c_->systemctl({"start", kUnit}).exit_code, 0);
+  ASSERT_TRUE(wait_running(&p)) << dump(p);
+}
+
 // A clean stop writes everything and unpins: nothing is left on bpffs.
 TEST_F(Systemd, StopLeavesNoPinAndLogsWhatItWrote) {
   ASSERT_TRUE(std::filesystem::exists(c_->bpffs() + "/capaudit")) << "pins while running";
