@@ -317,6 +317,13 @@ void damage_pages(const std::string& db) {
   }
 }
 
+// Where capauditd moved a damaged `name` (<name>.corrupt-<time>), or "".
+std::string aside_file(const TempDir& dir, const std::string& name) {
+  for (auto& e : fs::directory_iterator(dir.path()))
+    if (e.path().filename().string().rfind(name + ".corrupt-", 0) == 0) return e.path().string();
+  return "";
+}
+
 TEST(Faults, DamagedDatabaseIsMovedAsideAndANewOneStarted) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
@@ -332,9 +339,7 @@ TEST(Faults, DamagedDatabaseIsMovedAsideAndANewOneStarted) {
 
   Daemon d(db);
   ASSERT_TRUE(d.wait_ready()) << d.log();
-  std::string aside;
-  for (auto& e : fs::directory_iterator(dir.path()))
-    if (e.path().filename().string().rfind("x.db.corrupt-", 0) == 0) aside = e.path().string();
+  const std::string aside = aside_file(dir, "x.db");
   ASSERT_FALSE(aside.empty()) << d.log();
   EXPECT_EQ(slurp(aside), damaged) << "moved, not rewritten";
   std::string log = d.log();
@@ -368,9 +373,7 @@ TEST(Faults, DatabaseDamagedWhileRunningIsMovedAsideAtTheNextDrain) {
   fchown_storm(target, 250);
   std::string status;
   ASSERT_TRUE(d.flush(&status)) << d.log();
-  std::string aside;
-  for (auto& e : fs::directory_iterator(dir.path()))
-    if (e.path().filename().string().rfind("x.db.corrupt-", 0) == 0) aside = e.path().string();
+  const std::string aside = aside_file(dir, "x.db");
   ASSERT_FALSE(aside.empty()) << d.log();
   std::string log = d.log();
   EXPECT_NE(log.find("'" + db + "' is damaged"), std::string::npos) << log;
