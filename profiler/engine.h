@@ -70,6 +70,10 @@ struct BinaryDecision {
   std::optional<std::string> file_caps;
   bool seen_non_root_euid = false;  // some check ran with euid != 0
   bool profiled = false;            // some check came from `capaudit profile`
+  // Times the program asked the kernel what capabilities it holds (capget,
+  // prctl capability queries): it may refuse to run without a capability the
+  // kernel never checks, so a set drawn from kernel checks alone can break it.
+  uint64_t self_inspections = 0;
   const BinaryRow* row = nullptr;   // valid while the observations live
   // Set when re-runs checked the set: `capabilities` is then the verified
   // set (when baseline_ok), else the observed one.
