@@ -49,10 +49,7 @@ uint64_t monotonic_usec() {
 
 Daemon::Daemon(DaemonArgs args) : args_(std::move(args)) {}
 
-Daemon::~Daemon() {
-  for (int fd : {epfd_, sigfd_, drainfd_, watchdogfd_})
-    if (fd >= 0) close(fd);
-}
+Daemon::~Daemon() = default;
 
 void Daemon::apply_log_level(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
@@ -271,25 +268,25 @@ bool Daemon::setup_fds() {
   sigemptyset(&mask);
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, s);
   if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return false;
-  sigfd_ = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  drainfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (sigfd_ < 0 || epfd_ < 0 || drainfd_ < 0) return false;
-  arm_timer(drainfd_, static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
+  sigfd_ = Fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  epfd_ = Fd(epoll_create1(EPOLL_CLOEXEC));
+  drainfd_ = Fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!sigfd_ || !epfd_ || !drainfd_) return false;
+  arm_timer(drainfd_.get(), static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
   uint64_t wd_usec = 0;
   if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
-    watchdogfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (watchdogfd_ < 0) return false;
-    arm_timer(watchdogfd_, wd_usec / 2);
+    watchdogfd_ = Fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!watchdogfd_) return false;
+    arm_timer(watchdogfd_.get(), wd_usec / 2);
   }
   auto add = [&](int fd) {
     if (fd < 0) return true;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
-    return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+    return epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   };
-  return add(sigfd_) && add(drainfd_) && add(watchdogfd_) && add(collector_->events_fd());
+  return add(sigfd_.get()) && add(drainfd_.get()) && add(watchdogfd_.get()) && add(collector_->events_fd());
 }
 
 bool Daemon::drain_now(const char* why) {
@@ -386,7 +383,7 @@ void Daemon::reload() {
     config_.ignore_paths = next.ignore_paths;
     config_.retention_days = next.retention_days;
     apply_log_level(config_.log_level);
-    arm_timer(drainfd_, static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
+    arm_timer(drainfd_.get(), static_cast<uint64_t>(config_.drain_interval_sec) * 1000000);
     DrainOptions dopts;
     dopts.ignore_paths = config_.ignore_paths;
     if (drainer_) drainer_->set_options(dopts);
@@ -401,7 +398,7 @@ int Daemon::run() {
   time_t last_retention = 0;
   while (running) {
     epoll_event evs[8];
-    int n = epoll_wait(epfd_, evs, 8, -1);
+    int n = epoll_wait(epfd_.get(), evs, 8, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       spdlog::error("epoll_wait: {}", std::strerror(errno));
@@ -410,9 +407,9 @@ int Daemon::run() {
     }
     for (int i = 0; i < n; i++) {
       int fd = evs[i].data.fd;
-      if (fd == sigfd_) {
+      if (fd == sigfd_.get()) {
         signalfd_siginfo si{};
-        while (read(sigfd_, &si, sizeof si) == sizeof si) {
+        while (read(sigfd_.get(), &si, sizeof si) == sizeof si) {
           switch (si.ssi_signo) {
             case SIGTERM:
             case SIGINT: running = false; break;
@@ -420,16 +417,16 @@ int Daemon::run() {
             case SIGUSR1: drain_now("SIGUSR1"); break;
           }
         }
-      } else if (fd == drainfd_) {
-        drain_fd(drainfd_);
+      } else if (fd == drainfd_.get()) {
+        drain_fd(drainfd_.get());
         drain_now("timer");
         time_t now = time(nullptr);
         if (store_ && config_.retention_days > 0 && now - last_retention > 3600) {
           store_->apply_retention(config_.retention_days, now);
           last_retention = now;
         }
-      } else if (fd == watchdogfd_) {
-        drain_fd(watchdogfd_);
+      } else if (fd == watchdogfd_.get()) {
+        drain_fd(watchdogfd_.get());
         sd_notify(0, "WATCHDOG=1");
       } else {
         collector_->poll_events(0);

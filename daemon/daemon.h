@@ -6,6 +6,7 @@
 #include "config.h"
 #include "drainer.h"
 #include "exe_paths.h"
+#include "fd.h"
 #include "kallsyms.h"
 #include "store.h"
 
@@ -75,7 +76,7 @@ class Daemon {
   std::unique_ptr<ExePathResolver> paths_;
   std::optional<Kallsyms> syms_;
   std::unique_ptr<Drainer> drainer_;
-  int epfd_ = -1, sigfd_ = -1, drainfd_ = -1, watchdogfd_ = -1;
+  Fd epfd_, sigfd_, drainfd_, watchdogfd_;
   std::string last_error_;  // the store's last failure, shown in STATUS=
   uint64_t pending_failures_ = 0;
   std::string db_note_;  // a database event worth keeping in STATUS=
