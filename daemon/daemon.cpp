@@ -343,9 +343,13 @@ bool Daemon::drain_now(const char* why) {
 void Daemon::update_status(std::string_view with) {
   CollectorStats st = collector_->stats();
   uint64_t drops = st[CA_STAT_COUNT_DROPS] + st[CA_STAT_ORIGIN_DROPS] + st[CA_STAT_RINGBUF_DROPS];
-  std::string status = fmt::format("{}{}STATUS=method {}, {} checks counted, {} written, {} dropped{}{}", with,
-                                   with.empty() ? "" : "\n", method_name(collector_->method()), st[CA_STAT_CHECKS],
-                                   drainer_ ? drainer_->checks_written() : 0, drops,
+  // The flush count lets whoever sent SIGUSR1 tell its answer from a timer
+  // drain's that happened to finish meanwhile.
+  std::string status = fmt::format("{}{}STATUS=method {}, {} checks counted, {} written, {} dropped, "
+                                   "{} flush requests served{}{}",
+                                   with, with.empty() ? "" : "\n", method_name(collector_->method()),
+                                   st[CA_STAT_CHECKS], drainer_ ? drainer_->checks_written() : 0, drops,
+                                   flush_requests_,
                                    last_error_.empty() ? "" : ", database error: " + last_error_,
                                    db_note_.empty() ? "" : "; " + db_note_);
   sd_notify(0, status.c_str());
@@ -414,7 +418,10 @@ int Daemon::run() {
             case SIGTERM:
             case SIGINT: running = false; break;
             case SIGHUP: reload(); break;
-            case SIGUSR1: drain_now("SIGUSR1"); break;
+            case SIGUSR1:
+              flush_requests_++;
+              drain_now("SIGUSR1");
+              break;
           }
         }
       } else if (fd == drainfd_.get()) {

@@ -77,6 +77,7 @@ class Daemon {
   std::optional<Kallsyms> syms_;
   std::unique_ptr<Drainer> drainer_;
   Fd epfd_, sigfd_, drainfd_, watchdogfd_;
+  uint64_t flush_requests_ = 0;  // SIGUSR1s handled, shown in STATUS=
   std::string last_error_;  // the store's last failure, shown in STATUS=
   uint64_t pending_failures_ = 0;
   std::string db_note_;  // a database event worth keeping in STATUS=

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <climits>
+
+#include <fmt/format.h>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -175,8 +177,10 @@ bool Daemon::flush(std::string* status) {
   while (notify_.next(std::chrono::milliseconds(0))) {
   }
   kill(pid_, SIGUSR1);
+  // The answer to this SIGUSR1 names it; a timer drain's STATUS= does not.
+  std::string answer = fmt::format(", {} flush requests served", ++flushes_sent_);
   std::vector<std::string> seen;
-  if (!notify_.wait_for("STATUS=", std::chrono::seconds(30), &seen)) return false;
+  if (!notify_.wait_for(answer, std::chrono::seconds(30), &seen)) return false;
   if (status) *status = seen.back();
   return true;
 }

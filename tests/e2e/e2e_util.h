@@ -91,6 +91,7 @@ class Daemon {
  private:
   NotifyListener notify_;
   pid_t pid_ = -1;
+  uint64_t flushes_sent_ = 0;  // SIGUSR1s this object sent, as the daemon counts them
   std::string log_path_;
 };
 
