@@ -56,9 +56,10 @@ std::optional<std::string> script_interpreter(int fd) {
 
 // The child's last step: exec argv[0] by name (execvp), or `exe` when
 // given. Returns only on failure, with errno set.
-void exec_command(const OpenedExecutable* exe, char* const argv[]) {
+void exec_command(const OpenedExecutable* exe, const std::string& resolved, char* const argv[]) {
   if (!exe) {
-    execvp(argv[0], argv);
+    if (!resolved.empty() && resolved.find('/') != std::string::npos) execv(resolved.c_str(), argv);
+    else execvp(argv[0], argv);
     return;
   }
   const int fd = exe->fd.get();
@@ -105,12 +106,16 @@ void reset_signals() {
       (o.err == S::Null && dup2(null_fd, STDERR_FILENO) < 0))
     fail(std::string("cannot set up standard streams: ") + std::strerror(errno));
   std::string err;
+  // Looked up on the caller's PATH while still the caller: the command runs
+  // with the user's login PATH, which need not hold it.
+  std::string resolved = o.who && !o.exe && !o.argv.empty() ? resolve_command(o.argv[0]) : std::string();
   if (o.who && !become_user_with_ambient(*o.who, o.caps, &err)) fail(err);
+  if (o.who) apply_login_environment(*o.who);
   if (o.call) _exit(o.call());
   std::vector<char*> argv;
   for (const auto& s : o.argv) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  exec_command(o.exe, argv.data());
+  exec_command(o.exe, resolved, argv.data());
   fail("cannot run '" + o.argv[0] + "': " + std::strerror(errno));
   _exit(127);
 }

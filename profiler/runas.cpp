@@ -27,7 +27,8 @@ std::optional<RunAs> lookup_user(const std::string& user, std::string* err) {
     if (err) *err = "unknown user '" + user + "'";
     return std::nullopt;
   }
-  return RunAs{found->pw_uid, found->pw_gid, found->pw_name};
+  return RunAs{found->pw_uid, found->pw_gid, found->pw_name, found->pw_dir ? found->pw_dir : "/",
+               found->pw_shell && *found->pw_shell ? found->pw_shell : "/bin/sh"};
 }
 
 std::vector<int> bounding_set() {
@@ -70,6 +71,14 @@ bool become_user_with_ambient(const RunAs& who, const std::vector<int>& caps, st
   }
   prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   return true;
+}
+
+void apply_login_environment(const RunAs& who) {
+  setenv("HOME", who.home.empty() ? "/" : who.home.c_str(), 1);
+  setenv("USER", who.name.c_str(), 1);
+  setenv("LOGNAME", who.name.c_str(), 1);
+  setenv("SHELL", who.shell.empty() ? "/bin/sh" : who.shell.c_str(), 1);
+  setenv("PATH", kLoginPath, 1);
 }
 
 }  // namespace capaudit

@@ -114,6 +114,24 @@ TEST(Profile, ExitStatusAndStdoutAreTheCommands) {
   EXPECT_NE(r.err.find("sh"), std::string::npos) << r.err;
 }
 
+// The caller's PATH starts with a directory only root may search: run there,
+// every command lookup of the tree would be a granted CAP_DAC_READ_SEARCH
+// check, recommended although the program never needs it where it really runs.
+TEST(Profile, RunsInTheUsersLoginEnvironment) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;  // 0700, root's
+  const char* old = getenv("PATH");
+  std::string saved = old ? old : "";
+  setenv("PATH", (dir.path() + ":" + saved).c_str(), 1);
+  ProfileRun p = profile_as_nobody(dir, {"sh", "-c", "cat /dev/null; echo \"$HOME|$USER|$PATH\""});
+  setenv("PATH", saved.c_str(), 1);
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "/nonexistent|nobody|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+  ASSERT_TRUE(p.report.contains("binaries")) << p.report.dump(2);
+  EXPECT_GE(p.report["binaries"].size(), 2u) << p.report.dump(2);  // sh and cat
+  for (const auto& b : p.report["binaries"]) EXPECT_EQ(caps_of(b), std::vector<std::string>{}) << b.dump(2);
+}
+
 TEST(Profile, DbStoresTheRunMarkedProfiled) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
