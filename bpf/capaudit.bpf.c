@@ -276,6 +276,9 @@ static __always_inline void stream_check(void *ctx, const struct ca_check_key *k
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* security_capable's final verdict: fentry/fexit programs and final_defer(). */
+#include "final_verdict.bpf.h"
+
 /*
  * Counts one check. skip: innermost kernel frames left out of stacks, those of
  * this program and its attach glue that have no place in an origin (the BPF
@@ -317,8 +320,11 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	okey.check.audit = audit;
 	okey.check.flags = flags;
 	fill_key(&okey.check, cred, target_ns, args_btf);
+	if (!site && final_defer(&okey.check))
+		return;
 
-	n = map_count(&counts, &okey.check, &is_new, true);
+	/* With final_verdict, fexit/security_capable counts into the map too. */
+	n = map_count(&counts, &okey.check, &is_new, !final_verdict);
 	if (!n)
 		stat_inc(CA_STAT_COUNT_DROPS);
 	else if (should_sample(n, is_new))

@@ -34,6 +34,13 @@ enum ca_key_flags {
 	CA_FLAG_INSETID = 1 << 0,   /* opts & CAP_OPT_INSETID */
 	CA_FLAG_KTHREAD = 1 << 1,   /* no mm: a kernel thread, comm identifies it */
 	CA_FLAG_NO_EXE = 1 << 2,    /* user task whose exe_file could not be read: comm identifies it */
+	/* security_capable()'s answer after every LSM (fexit only, see
+	 * final_verdict.bpf.h): FINAL_KNOWN when it was seen, FINAL_DENIED when
+	 * it was an error. ret stays commoncap's: ret 0 with FINAL_DENIED is a
+	 * grant an LSM (SELinux, AppArmor, BPF-LSM) took back. The high bits,
+	 * so flags added below them do not collide. */
+	CA_FLAG_FINAL_KNOWN = 1 << 6,
+	CA_FLAG_FINAL_DENIED = 1 << 7,
 };
 
 /*

@@ -70,8 +70,10 @@ struct Loaded {
   std::vector<LinkPtr> cap_links;
   std::vector<LinkPtr> task_links;
   std::vector<LinkPtr> site_links;
+  std::vector<LinkPtr> final_links;
   std::vector<std::string> sites_loaded;  // inline sites whose programs loaded
   bool guard_sites = false;               // cap_capable's program marks the site guard
+  bool final_loaded = false;              // loaded with the final-verdict programs
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -83,11 +85,21 @@ struct Attempt {
   std::string error;  // why the method was refused, naming its programs
 };
 
-// Loads the method, with the inline-site and task programs when sel asks
-// for them. site_failure and task_failure say why those were left out.
+// Loads the method, with the final-verdict, inline-site and task programs
+// when sel asks for them. final_failure, site_failure and task_failure say
+// why those were left out.
 Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPlan* pins,
-                    std::string* site_failure, std::string* task_failure) {
+                    std::string* final_failure, std::string* site_failure, std::string* task_failure) {
   Load l = open_configure_load(o, sel, pins);
+  if (l.failure.empty() && l.load_err && sel.final_verdict) {
+    // commoncap's answer is still counted without it.
+    const std::string progs = section_names(final_verdict_programs(l.skel.get()));
+    const int with_final_err = l.load_err;
+    sel.final_verdict = false;
+    l = open_configure_load(o, sel, pins);
+    if (l.failure.empty() && !l.load_err)
+      *final_failure = fmt::format("{} failed to load: {}", progs, errno_text(with_final_err));
+  }
   if (l.failure.empty() && l.load_err && !sel.inline_sites.empty()) {
     // The inline sites complete the method; without them it still counts
     // every visible cap_capable check.
@@ -117,13 +129,14 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   out->tasks_loaded = sel.task_programs;
   out->sites_loaded = sel.inline_sites;
   out->guard_sites = !sel.inline_sites.empty();
+  out->final_loaded = sel.final_verdict;
   return {std::move(out), {}};
 }
 
 Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const PinPlan* pins) {
   QuietLibbpf quiet;
-  std::string site_failure, task_failure;
-  Attempt a = load_method(o, sel, pins, &site_failure, &task_failure);
+  std::string final_failure, site_failure, task_failure;
+  Attempt a = load_method(o, sel, pins, &final_failure, &site_failure, &task_failure);
   if (!a.loaded) return a;
   Loaded& out = *a.loaded;
   capaudit_bpf* s = out.skel.get();
@@ -133,11 +146,20 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
                  "with cap_capable inlined are not counted",
                  fmt::join(sel.inline_sites, ", "), site_failure);
 
+  if (!final_failure.empty())
+    spdlog::warn("collector: final verdict unavailable ({}): recorded is commoncap's answer only",
+                 final_failure);
+
   // A streaming program writes to its own run's ring buffer, which is not
   // pinned: never adopt one.
-  if (pins && !o.stream_checks)
-    out.cap_links = adopt_links(*pins, sel.method,
-                                config_hash(o, sel.method, sel.old_audit, out.guard_sites));
+  if (pins && !o.stream_checks) {
+    AdoptedLinks got = adopt_links(
+        *pins, sel.method, config_hash(o, sel.method, sel.old_audit, out.guard_sites, out.final_loaded),
+        out.sites_loaded, out.final_loaded);
+    out.cap_links = std::move(got.cap);
+    out.site_links = std::move(got.site);
+    out.final_links = std::move(got.final);
+  }
   out.adopted = !out.cap_links.empty();
   if (!out.adopted) {
     for (bpf_program* p : method_programs(s, sel.method)) {
@@ -149,7 +171,7 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
     }
   }
   std::vector<std::string> attached;
-  for (const auto& site : out.sites_loaded) {
+  for (const auto& site : out.adopted ? std::vector<std::string>{} : out.sites_loaded) {
     // Both programs of a site or neither: an exit without its entry could
     // count a check cap_capable's program counted too.
     ProgramSelection one = sel;
@@ -169,7 +191,21 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
     attached.push_back(site);
     for (auto& l : pair) out.site_links.push_back(std::move(l));
   }
-  out.sites_loaded = std::move(attached);
+  if (!out.adopted) out.sites_loaded = std::move(attached);
+  if (out.final_loaded && !out.adopted) {
+    // fexit first: an entry without its exit would leave keys waiting.
+    for (bpf_program* p : final_verdict_programs(s)) {
+      LinkPtr l(bpf_program__attach(p));
+      if (!l) {
+        spdlog::warn("collector: final verdict unavailable ({} failed to attach: {}): recorded is "
+                     "commoncap's answer only",
+                     bpf_program__section_name(p), errno_text(errno));
+        out.final_links.clear();
+        break;
+      }
+      out.final_links.push_back(std::move(l));
+    }
+  }
   if (tasks && out.adopted && !o.follow_tracked) {
     // The exec program pinned with the adopted link was loaded with the
     // same settings and writes into the pinned ring buffer: keeping it
@@ -255,7 +291,10 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
       passed.push_back({m, *hint});
       continue;
     }
-    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m)},
+    // security_capable's verdict needs fexit; with kprobe forced fexit may
+    // work too, but the method's own answer is what the contract promises.
+    const bool final_verdict = m == AttachMethod::Fexit && features.has_btf_func("security_capable");
+    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m), final_verdict},
                            pins ? &*pins : nullptr);
     if (a.loaded) {
       loaded = std::move(a.loaded);
@@ -282,6 +321,8 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->cap_links = std::move(loaded->cap_links);
   impl->task_links = std::move(loaded->task_links);
   impl->site_links = std::move(loaded->site_links);
+  impl->sites = loaded->sites_loaded;
+  impl->final_links = std::move(loaded->final_links);
   impl->opts = opts;
   impl->method = chosen;
   impl->passed_over = std::move(passed);
@@ -295,6 +336,9 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   if (!impl->site_links.empty())
     spdlog::info("collector: also counting the checks made with cap_capable inlined in {} (fexit)",
                  fmt::join(loaded->sites_loaded, ", "));
+  if (!impl->final_links.empty())
+    spdlog::info("collector: recording security_capable's final verdict (after every LSM) beside "
+                 "commoncap's (fexit)");
   spdlog::info("collector: counting cap_capable via {}{}{}", method_name(chosen),
                opts.forced_method ? " (forced)"
                : impl->passed_over.empty() ? " (preferred method)"
@@ -317,6 +361,7 @@ void Collector::unpin() {
   // Closing the last reference to a link detaches it; the pin was one.
   impl_->cap_links.clear();
   impl_->site_links.clear();
+  impl_->final_links.clear();
   impl_->task_links.clear();
   impl_->remove_pinned_state();
 }

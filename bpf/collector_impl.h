@@ -21,9 +21,12 @@ struct Collector::Impl {
   SkelPtr skel;
   std::vector<LinkPtr> cap_links;   // method_programs() order
   std::vector<LinkPtr> task_links;  // exec first
-  // fexit on the inline decision sites: never pinned, so they stop with the
-  // process (a pinned one would count twice beside the next run's).
+  // fentry/fexit on the inline decision sites (site_link_pin_names(sites)
+  // order) and on security_capable (kFinalLinkPins order): pinned and adopted
+  // with cap_links, all or none.
   std::vector<LinkPtr> site_links;
+  std::vector<std::string> sites;
+  std::vector<LinkPtr> final_links;
   RingBufferPtr rb;
 
   CollectorOptions opts;

@@ -61,6 +61,10 @@ std::vector<bpf_program*> inline_site_programs(capaudit_bpf* s, const ProgramSel
   return out;
 }
 
+std::vector<bpf_program*> final_verdict_programs(capaudit_bpf* s) {
+  return {s->progs.ca_fexit_security_capable, s->progs.ca_fentry_security_capable};
+}
+
 std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions& o,
                                         const ProgramSelection& sel) {
   if (!sel.task_programs) return {};
@@ -89,6 +93,7 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
     for (bpf_program* p : inline_site_pair(s, f))
       bpf_program__set_autoload(p, std::find(wanted_sites.begin(), wanted_sites.end(), p) !=
                                        wanted_sites.end());
+  for (bpf_program* p : final_verdict_programs(s)) bpf_program__set_autoload(p, sel.final_verdict);
   const auto wanted_tasks = task_programs(s, o, sel);
   for (bpf_program* p : {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit})
     bpf_program__set_autoload(p, std::find(wanted_tasks.begin(), wanted_tasks.end(), p) !=
@@ -103,6 +108,7 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   s->rodata->stream_user_stacks = o.stream_user_stacks;
   s->rodata->stack_sample_period = o.stack_sample_period;
   s->rodata->guard_sites = !wanted_sites.empty();
+  s->rodata->final_verdict = sel.final_verdict;
   if (!wanted_sites.empty()) s->rodata->mmap_min_addr = mmap_min_addr();
   const uint32_t period = o.stack_sample_period;
   s->rodata->stack_sample_mask = period && !(period & (period - 1)) ? period - 1 : 0;

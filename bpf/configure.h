@@ -28,6 +28,9 @@ struct ProgramSelection {
   // fexit programs on the functions that decide with cap_capable() inlined
   // (inline_site_functions() present in kernel BTF); fexit and kprobe only.
   std::vector<std::string> inline_sites;
+  // fentry/fexit on security_capable, the final verdict after every LSM
+  // (final_verdict.bpf.h); fexit only, when kernel BTF has the function.
+  bool final_verdict = false;
 };
 
 // Functions that make a capability decision with cap_capable() inlined in
@@ -38,6 +41,10 @@ inline constexpr const char* kInlineSiteFunctions[] = {"cap_mmap_addr", "cap_vm_
 // each, fentry (arms the guard against counting what cap_capable saw) and
 // fexit (counts).
 std::vector<bpf_program*> inline_site_programs(capaudit_bpf* s, const ProgramSelection& sel);
+
+// The final-verdict programs, in attach (and link pin) order: fexit first,
+// so no entry ever arms a slot that no exit reads.
+std::vector<bpf_program*> final_verdict_programs(capaudit_bpf* s);
 
 // The cap_capable programs of a method, in attach (and link pin) order.
 std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m);

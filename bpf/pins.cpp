@@ -91,11 +91,23 @@ std::vector<std::string> link_pin_names(AttachMethod m) {
   return {};
 }
 
+std::vector<std::string> site_link_pin_names(const std::vector<std::string>& sites) {
+  std::vector<std::string> v;
+  for (const auto& s : sites) {
+    v.push_back("link_site_" + s + "_fentry");
+    v.push_back("link_site_" + s + "_fexit");
+  }
+  return v;
+}
+
 std::vector<std::string> all_pin_names() {
   std::vector<std::string> v(std::begin(kPinnedMaps), std::end(kPinnedMaps));
   for (AttachMethod m : kMethodPreference)
     for (auto& n : link_pin_names(m)) v.push_back(n);
   v.emplace_back(kExecLinkPin);
+  for (auto& n : site_link_pin_names({std::begin(kInlineSiteFunctions), std::end(kInlineSiteFunctions)}))
+    v.push_back(n);
+  for (const char* n : kFinalLinkPins) v.emplace_back(n);
   return v;
 }
 
@@ -157,7 +169,8 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan) {
   return 0;
 }
 
-uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, bool guard_sites) {
+uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, bool guard_sites,
+                     bool final_verdict) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&h](uint64_t v) {
     for (int i = 0; i < 8; i++) {
@@ -174,26 +187,39 @@ uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, 
   mix(o.stream_user_stacks);
   mix(o.stack_sample_period);
   if (guard_sites) mix(0x5173);
+  if (final_verdict) mix(0xf1a1);
   return h;
 }
 
-std::vector<LinkPtr> adopt_links(const PinPlan& plan, AttachMethod m, uint64_t config) {
-  std::vector<LinkPtr> links;
-  if (!plan.reuse || !plan.meta) return links;
+AdoptedLinks adopt_links(const PinPlan& plan, AttachMethod m, uint64_t config,
+                         const std::vector<std::string>& sites, bool final_verdict) {
+  if (!plan.reuse || !plan.meta) return {};
   if (plan.meta->method != static_cast<uint32_t>(m) || plan.meta->config != config) {
     spdlog::info("collector: pinned link in {} was made with other settings; replacing it", plan.dir);
-    return links;
+    return {};
   }
-  for (const auto& n : link_pin_names(m)) {
-    std::string p = plan.dir + "/" + n;
-    LinkPtr l(bpf_link__open(p.c_str()));
-    if (!l) {
-      spdlog::info("collector: cannot adopt pinned link {}: {}", p, errno_text(errno));
-      return {};
+  AdoptedLinks out;
+  auto open_all = [&plan](const std::vector<std::string>& names, std::vector<LinkPtr>* links) {
+    for (const auto& n : names) {
+      std::string p = plan.dir + "/" + n;
+      LinkPtr l(bpf_link__open(p.c_str()));
+      if (!l) {
+        spdlog::info("collector: cannot adopt pinned link {}: {}", p, errno_text(errno));
+        return false;
+      }
+      links->push_back(std::move(l));
     }
-    links.push_back(std::move(l));
-  }
-  return links;
+    return true;
+  };
+  const std::vector<std::string> finals =
+      final_verdict ? std::vector<std::string>(std::begin(kFinalLinkPins), std::end(kFinalLinkPins))
+                    : std::vector<std::string>{};
+  // All or none: a new site or final program beside an adopted cap_capable
+  // one would not share its guard and slot.
+  if (!open_all(link_pin_names(m), &out.cap) || !open_all(site_link_pin_names(sites), &out.site) ||
+      !open_all(finals, &out.final))
+    return {};
+  return out;
 }
 
 LinkPtr adopt_exec_link(const PinPlan& plan) {
@@ -226,15 +252,23 @@ void Collector::Impl::pin_state(const PinPlan& plan) {
     // twice rather than missed.
     for (AttachMethod m : kMethodPreference)
       for (const auto& n : link_pin_names(m)) unlink((dir + "/" + n).c_str());
-    auto names = link_pin_names(method);
-    for (size_t i = 0; i < cap_links.size() && i < names.size(); i++) {
-      std::string p = dir + "/" + names[i];
-      // Kernels before 5.15 make kprobe attachments perf events, not
-      // links: counting then stops with the daemon.
-      if (int err = bpf_link__pin(cap_links[i].get(), p.c_str()))
-        spdlog::warn("collector: pinning link {} failed ({}); counting will stop with this process",
-                     p, errno_text(err));
-    }
+    for (const auto& n : site_link_pin_names({std::begin(kInlineSiteFunctions), std::end(kInlineSiteFunctions)}))
+      unlink((dir + "/" + n).c_str());
+    for (const char* n : kFinalLinkPins) unlink((dir + "/" + n).c_str());
+    auto pin_links = [&dir](const std::vector<LinkPtr>& links, const std::vector<std::string>& names,
+                            const char* stops) {
+      for (size_t i = 0; i < links.size() && i < names.size(); i++) {
+        std::string p = dir + "/" + names[i];
+        // Kernels before 5.15 make kprobe attachments perf events, not
+        // links: counting then stops with the daemon.
+        if (int err = bpf_link__pin(links[i].get(), p.c_str()))
+          spdlog::warn("collector: pinning link {} failed ({}); {} will stop with this process", p,
+                       errno_text(err), stops);
+      }
+    };
+    pin_links(cap_links, link_pin_names(method), "counting");
+    pin_links(site_links, site_link_pin_names(sites), "counting the inline sites");
+    pin_links(final_links, {std::begin(kFinalLinkPins), std::end(kFinalLinkPins)}, "the final verdict");
   }
   if (!exec_adopted && !opts.follow_tracked) {
     // Likewise: an exec is briefly reported twice rather than missed.
@@ -250,7 +284,7 @@ void Collector::Impl::pin_state(const PinPlan& plan) {
   ca_pin_meta m{};
   m.layout = CA_LAYOUT_VERSION;
   m.method = static_cast<uint32_t>(method);
-  m.config = config_hash(opts, method, old_audit, guard_sites);
+  m.config = config_hash(opts, method, old_audit, guard_sites, !final_links.empty());
   uint32_t key = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &key, &m, BPF_ANY) != 0)
     throw CollectorError("writing pin meta: " + errno_text(errno));

@@ -27,6 +27,14 @@ inline constexpr const char* kPinnedMaps[] = {"counts",  "origins", "stacks",   
                                               "tracked", "meta",    "exec_events"};
 // The link of the exec program (tp_btf/sched_process_exec).
 inline constexpr const char* kExecLinkPin = "link_exec";
+// The final-verdict links, in final_verdict_programs() order.
+inline constexpr const char* kFinalLinkPins[] = {"link_final_fexit", "link_final_fentry"};
+
+// Pin names of the inline-site links of `sites`, in inline_site_programs()
+// order (fentry, fexit per site). Pinned with the cap_capable link and
+// adopted with it, all or none: the programs of one run share the site guard
+// and the final-verdict slot, which are not pinned.
+std::vector<std::string> site_link_pin_names(const std::vector<std::string>& sites);
 
 // Pin names of a method's links, in method_programs() order.
 std::vector<std::string> link_pin_names(AttachMethod m);
@@ -59,12 +67,23 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan);
 // pinned link is adopted only when its program was loaded with the same.
 // guard_sites: the program marks the inline-site guard (configure.h); mixed
 // in only when set, so hashes made before it existed still match.
+// final_verdict: loaded with the security_capable programs; likewise mixed
+// in only when set.
 uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit,
-                     bool guard_sites = false);
+                     bool guard_sites = false, bool final_verdict = false);
 
-// The pinned links of method m, when the maps are reused and their meta says
-// they were made by m with this config; empty otherwise (with a log line).
-std::vector<LinkPtr> adopt_links(const PinPlan& plan, AttachMethod m, uint64_t config);
+// What an earlier run left attached, adopted whole.
+struct AdoptedLinks {
+  std::vector<LinkPtr> cap;    // method_programs() order; empty: nothing adopted
+  std::vector<LinkPtr> site;   // site_link_pin_names(sites) order
+  std::vector<LinkPtr> final;  // kFinalLinkPins order
+};
+
+// The pinned links of method m, with those of the inline sites and of the
+// final verdict this run loads, when the maps are reused and their meta says
+// they were made by m with this config; nothing otherwise (with a log line).
+AdoptedLinks adopt_links(const PinPlan& plan, AttachMethod m, uint64_t config,
+                         const std::vector<std::string>& sites, bool final_verdict);
 // The pinned exec link, if there is one and it can be opened.
 LinkPtr adopt_exec_link(const PinPlan& plan);
 

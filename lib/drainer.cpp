@@ -47,6 +47,8 @@ CheckFields check_fields(const ca_check_key& k, bool profiled) {
   f.cgroup_id = k.cgroup_id;
   f.cap_effective = k.cap_effective;
   f.profiled = profiled;
+  if (k.flags & CA_FLAG_FINAL_KNOWN)
+    f.final_verdict = (k.flags & CA_FLAG_FINAL_DENIED) ? FinalVerdict::Denied : FinalVerdict::Granted;
   return f;
 }
 

@@ -104,6 +104,52 @@ CREATE TABLE verified_sets(
 );
 CREATE INDEX verified_sets_path ON verified_sets(path, created);
 )sql",
+    // 2 -> 3: checks.final_verdict, security_capable's answer after every LSM,
+    // part of the UNIQUE key (an LSM's denial of a grant is another check).
+    // SQLite cannot change a UNIQUE constraint in place: both tables are
+    // rebuilt, check_origins first out so dropping checks cascades nowhere.
+    R"sql(
+CREATE TABLE checks_v3(
+  id              INTEGER PRIMARY KEY,
+  binary_id       INTEGER NOT NULL REFERENCES binaries(id),
+  cap             INTEGER NOT NULL,
+  ret             INTEGER NOT NULL,
+  audit           INTEGER NOT NULL,
+  insetid         INTEGER NOT NULL,
+  uid             INTEGER NOT NULL,
+  euid            INTEGER NOT NULL,
+  syscall         INTEGER NOT NULL,
+  target_ns_inum  INTEGER NOT NULL,
+  target_ns_level INTEGER NOT NULL,
+  cred_ns_inum    INTEGER NOT NULL,
+  cgroup_id       INTEGER NOT NULL,
+  cap_effective   INTEGER NOT NULL,
+  profiled        INTEGER NOT NULL,
+  count           INTEGER NOT NULL,
+  first_seen      INTEGER NOT NULL,
+  last_seen       INTEGER NOT NULL,
+  final_verdict   INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict)
+);
+INSERT INTO checks_v3(id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+                      target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count,
+                      first_seen, last_seen)
+  SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen
+  FROM checks;
+CREATE TABLE check_origins_v3(
+  check_id  INTEGER NOT NULL REFERENCES checks_v3(id) ON DELETE CASCADE,
+  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
+  samples   INTEGER NOT NULL,
+  PRIMARY KEY(check_id, stack_id)
+) WITHOUT ROWID;
+INSERT INTO check_origins_v3(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
+DROP TABLE check_origins;
+DROP TABLE checks;
+ALTER TABLE checks_v3 RENAME TO checks;
+ALTER TABLE check_origins_v3 RENAME TO check_origins;
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -232,6 +278,11 @@ bool Store::exec(const char* sql, std::string* err) {
     return false;
   }
   return true;
+}
+
+bool Store::has_final_verdict() {
+  if (!has_final_verdict_) has_final_verdict_ = schema_version() >= 3;
+  return *has_final_verdict_;
 }
 
 int Store::schema_version() {

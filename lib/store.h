@@ -17,10 +17,15 @@
 
 namespace capaudit {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Audit flag as stored: 0 no, 1 yes, 2 unknown (NULL would break UNIQUE).
 enum class Audit : int { No = 0, Yes = 1, Unknown = 2 };
+
+// security_capable()'s answer after every LSM, as stored: 0 unknown (the
+// tracepoint, kprobe, a check made outside security_capable), 1 granted,
+// 2 denied. ret stays commoncap's answer.
+enum class FinalVerdict : int { Unknown = 0, Granted = 1, Denied = 2 };
 
 struct BinaryKey {
   uint64_t dev = 0;  // user-space dev_t (stat's st_dev)
@@ -57,6 +62,9 @@ struct CheckFields {
   uint64_t cgroup_id = 0;
   uint64_t cap_effective = 0;
   bool profiled = false;
+  FinalVerdict final_verdict = FinalVerdict::Unknown;
+  // commoncap granted it and an LSM denied it: the program ran without it.
+  bool lsm_denied() const { return ret == 0 && final_verdict == FinalVerdict::Denied; }
   auto operator<=>(const CheckFields&) const = default;
 };
 
@@ -237,8 +245,12 @@ class Store {
   void end_statement() { active_statements_--; }
   static int on_progress(void* self);
   uint64_t ops_limit() const;
+  // The checks table has final_verdict (version 3+; a read-only open of an
+  // older file is not migrated).
+  bool has_final_verdict();
 
   sqlite3* db_ = nullptr;
+  std::optional<bool> has_final_verdict_;
   std::string path_;
   std::string last_error_;
   int last_code_ = SQLITE_OK;  // SQLite's code of last_error_

@@ -14,10 +14,14 @@ namespace capaudit {
 
 namespace {
 
-constexpr const char* kCheckColumns =
-    "SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
-    "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen "
-    "FROM checks";
+// final_verdict last (column 18); a version 2 file read without migrating
+// has none: every check's final verdict is unknown there.
+std::string check_columns(bool final_verdict) {
+  return std::string("SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
+                     "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, "
+                     "last_seen, ") +
+         (final_verdict ? "final_verdict" : "0") + " FROM checks";
+}
 
 CheckRow read_check_row(const Query& q) {
   CheckRow c;
@@ -37,6 +41,8 @@ CheckRow read_check_row(const Query& q) {
   c.f.cgroup_id = q.u64(12);
   c.f.cap_effective = q.u64(13);
   c.f.profiled = q.i32(14) != 0;
+  const int fv = q.i32(18);
+  c.f.final_verdict = fv == 1 ? FinalVerdict::Granted : fv == 2 ? FinalVerdict::Denied : FinalVerdict::Unknown;
   c.count = q.u64(15);
   c.first_seen = q.i64(16);
   c.last_seen = q.i64(17);
@@ -166,14 +172,17 @@ std::vector<BinaryRow> Store::binaries(const std::optional<std::string>& path) {
 std::vector<CheckRow> Store::checks(int64_t binary_id) {
   std::vector<CheckRow> out;
   // In the order of the UNIQUE index this search uses, so no sorter runs.
+  const bool fv = has_final_verdict();
   Query q(*this,
-          std::string(kCheckColumns) +
+          check_columns(fv) +
               " WHERE binary_id = ?1 ORDER BY binary_id, cap, ret, audit, insetid, uid, euid, syscall, "
-              "target_ns_inum, target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled",
+              "target_ns_inum, target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled" +
+              (fv ? ", final_verdict" : ""),
           "read checks");
   q.bind(1, binary_id);
   while (q.next() && q.in_key_order({q.i64(2), q.i64(3), q.i64(4), q.i64(5), q.i64(6), q.i64(7), q.i64(8),
-                                     q.i64(9), q.i64(10), q.i64(11), q.i64(12), q.i64(13), q.i64(14)}))
+                                     q.i64(9), q.i64(10), q.i64(11), q.i64(12), q.i64(13), q.i64(14),
+                                     q.i64(18)}))
     out.push_back(read_check_row(q));
   std::sort(out.begin(), out.end(), [](const CheckRow& a, const CheckRow& b) {
     return std::tie(a.f.cap, a.f.ret, a.id) < std::tie(b.f.cap, b.f.ret, b.id);
@@ -183,7 +192,7 @@ std::vector<CheckRow> Store::checks(int64_t binary_id) {
 
 std::vector<CheckRow> Store::all_checks() {
   std::vector<CheckRow> out;
-  Query q(*this, kCheckColumns, "read checks");
+  Query q(*this, check_columns(has_final_verdict()), "read checks");
   while (q.next() && q.in_key_order(q.i64(0))) out.push_back(read_check_row(q));
   // ORDER BY binary_id, cap, ret, id, done here: cheaper than SQLite's sorter.
   std::sort(out.begin(), out.end(), [](const CheckRow& a, const CheckRow& b) {

@@ -52,16 +52,17 @@ bool Store::set_binary_identity(int64_t binary_id, const FileIdentity& file) {
 int64_t Store::add_check(int64_t binary_id, const CheckFields& f, uint64_t delta, int64_t now) {
   Query q(*this,
           "INSERT INTO checks(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
-          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen) "
-          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16) "
+          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict, count, first_seen, "
+          "last_seen) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?17, ?15, ?16, ?16) "
           "ON CONFLICT(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
-          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled) "
+          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict) "
           "DO UPDATE SET count = count + ?15, last_seen = max(last_seen, ?16) RETURNING id",
           "add check");
   q.bind(1, binary_id).bind(2, f.cap).bind(3, f.ret).bind(4, static_cast<int>(f.audit)).bind(5, f.insetid);
   q.bind(6, f.uid).bind(7, f.euid).bind(8, f.syscall).bind(9, f.target_ns_inum).bind(10, f.target_ns_level);
   q.bind(11, f.cred_ns_inum).bind(12, f.cgroup_id).bind(13, f.cap_effective).bind(14, f.profiled);
-  q.bind(15, delta).bind(16, now);
+  q.bind(15, delta).bind(16, now).bind(17, static_cast<int>(f.final_verdict));
   return q.next() ? q.i64(0) : 0;
 }
 

@@ -122,6 +122,8 @@ class BinaryAnalyzer {
     for (RowState& r : rows_) {
       if (!r.init_ns) {
         decide_other_ns(r);
+      } else if (r.check->row.f.lsm_denied()) {
+        decide_lsm_denied(r);
       } else if (r.check->row.f.ret == 0) {
         decide_granted(r);
       }
@@ -140,6 +142,14 @@ class BinaryAnalyzer {
                         std::to_string(r.check->row.f.target_ns_level) +
                         "): the process holds every capability in a namespace it created, so this never "
                         "justifies a capability on the host");
+  }
+
+  // The program went on without the capability: an LSM refused what commoncap
+  // granted, so this check shows no use of it.
+  void decide_lsm_denied(RowState& r) {
+    r.required = false;
+    r.reasons.push_back("granted by commoncap but denied by an LSM (security_capable's final verdict): the "
+                        "program ran without it, so this check does not justify it");
   }
 
   // Denied narrow rows at `origin` the wide row could have been replaced by.
@@ -432,20 +442,21 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     std::set<uint32_t> uids, euids;
     std::set<uint64_t> cgroups;
   };
-  std::map<std::tuple<int, bool, Audit>, Acc> groups;
+  std::map<std::tuple<int, bool, Audit, FinalVerdict>, Acc> groups;
   std::set<int> caps;
   uint64_t used = 0;
   for (const RowState& r : rows) {
     const CheckRow& row = r.check->row;
     const CheckFields& f = row.f;
     bool granted = f.ret == 0;
-    bool fresh = !groups.contains({f.cap, granted, f.audit});
-    Acc& acc = groups[{f.cap, granted, f.audit}];
+    bool fresh = !groups.contains({f.cap, granted, f.audit, f.final_verdict});
+    Acc& acc = groups[{f.cap, granted, f.audit, f.final_verdict}];
     CheckDecision& d = acc.d;
     if (fresh) {
       d.cap = f.cap;
       d.granted = granted;
       d.audit = f.audit;
+      d.final_verdict = f.final_verdict;
       d.only_other_user_ns = true;
     }
     d.count += row.count;
@@ -468,7 +479,7 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     bd.held_effective |= f.cap_effective;
     if (f.euid != 0) bd.seen_non_root_euid = true;
     if (f.profiled) bd.profiled = true;
-    if (granted && r.init_ns) used |= bit(f.cap);
+    if (granted && !f.lsm_denied() && r.init_ns) used |= bit(f.cap);
   }
 
   bd.checks.reserve(groups.size());
@@ -493,7 +504,8 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     std::string an = cap_name(a.cap), bn = cap_name(b.cap);
     if (an != bn) return an < bn;
     if (a.granted != b.granted) return a.granted;
-    return static_cast<int>(a.audit) < static_cast<int>(b.audit);
+    if (a.audit != b.audit) return static_cast<int>(a.audit) < static_cast<int>(b.audit);
+    return static_cast<int>(a.final_verdict) < static_cast<int>(b.final_verdict);
   });
   bd.capabilities.assign(caps.begin(), caps.end());
   sort_caps_by_name(bd.capabilities);

@@ -44,8 +44,10 @@ struct VerificationInfo {
 // group of a binary, with the decision about it.
 struct CheckDecision {
   int cap = 0;
-  bool granted = true;
+  bool granted = true;              // commoncap's answer (cap_capable)
   Audit audit = Audit::Unknown;
+  // security_capable's, after every LSM; Unknown where the method cannot tell.
+  FinalVerdict final_verdict = FinalVerdict::Unknown;
   uint64_t count = 0;
   bool required = false;
   std::string reason;

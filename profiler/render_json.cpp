@@ -22,6 +22,9 @@ json check_to_json(const CheckDecision& c) {
   j["capability"] = cap_name(c.cap);
   j["verdict"] = c.granted ? "granted" : "denied";
   j["audit"] = c.audit == Audit::Unknown ? json(nullptr) : json(c.audit == Audit::Yes);
+  j["final_verdict"] = c.final_verdict == FinalVerdict::Unknown ? json(nullptr)
+                       : c.final_verdict == FinalVerdict::Granted ? json("granted")
+                                                                  : json("denied");
   j["count"] = c.count;
   j["required"] = c.required;
   j["reason"] = c.reason;
