@@ -6,6 +6,7 @@
 #include "identity.h"
 #include "minimize.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,8 +71,10 @@ void apply_verifications(Analysis& a, Store& store) {
   }
 }
 
-// Written beside its final name and renamed over it, mode 0600: a shipper
-// picking up the nightly file never reads half of one.
+// Written beside its final name and renamed over it: a shipper picking up
+// the nightly file never reads half of one. Mode 0600, or 0640 where the
+// umask leaves group read (a shipper's group, docs/fleet.md); never
+// readable by others: it lists what every program on the host did.
 bool write_atomically(const std::string& path, const std::string& text, std::string* err) {
   std::string tmp = path + ".XXXXXX";
   int fd = mkstemp(tmp.data());
@@ -79,7 +82,14 @@ bool write_atomically(const std::string& path, const std::string& text, std::str
     *err = std::strerror(errno);
     return false;
   }
-  fchmod(fd, 0600);
+  mode_t mask = umask(0077);
+  umask(mask);
+  if (fchmod(fd, 0640 & ~mask) != 0) {
+    *err = std::strerror(errno);
+    close(fd);
+    unlink(tmp.c_str());
+    return false;
+  }
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = write(fd, text.data() + done, text.size() - done);
@@ -96,6 +106,12 @@ bool write_atomically(const std::string& path, const std::string& text, std::str
     *err = std::strerror(errno);
     unlink(tmp.c_str());
     return false;
+  }
+  // The rename itself survives a crash once its directory is on disk.
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+  if (int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    fsync(d);
+    close(d);
   }
   return true;
 }

@@ -48,14 +48,33 @@ CREATE INDEX capaudit_fleet_checks_version ON capaudit_fleet_checks (sha256, pat
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kFleetSchemaVersion);
 
+// A file's lines go into a staging table by COPY (one round trip for the
+// whole file, not one per line), then into the checks in one statement.
+// `line` keeps the file's order for the tie below.
+constexpr const char* kStage = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS capaudit_fleet_stage (LIKE capaudit_fleet_checks, line bigint NOT NULL)
+ON COMMIT DELETE ROWS
+)sql";
+constexpr const char* kCopy = R"sql(
+COPY capaudit_fleet_stage (host_id, sha256, path, capability, verdict, audit, count, first_seen, last_seen, required,
+                           replaced_by, reason, no_sha256, exported_at, line) FROM STDIN
+)sql";
+
 // The row is replaced only by a newer snapshot of the same counter: seen
 // later, or seen as late but counted further, or the same counts exported
-// later (a newer capaudit's decision). Never by a sum.
-constexpr const char* kUpsert = R"sql(
+// later (a newer capaudit's decision). Never by a sum. Where one input holds
+// a key twice (exports concatenated by a shipper), its newest snapshot is
+// the one compared, the first of equal ones: what loading the lines one by
+// one would leave.
+constexpr const char* kMerge = R"sql(
 INSERT INTO capaudit_fleet_checks AS c
   (host_id, sha256, path, capability, verdict, audit, count, first_seen, last_seen, required, replaced_by, reason,
    no_sha256, exported_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint, $9::bigint, $10::boolean, $11, $12, $13, $14::bigint)
+SELECT DISTINCT ON (host_id, sha256, path, capability, verdict, audit)
+  host_id, sha256, path, capability, verdict, audit, count, first_seen, last_seen, required, replaced_by, reason,
+  no_sha256, exported_at
+FROM capaudit_fleet_stage
+ORDER BY host_id, sha256, path, capability, verdict, audit, last_seen DESC, count DESC, exported_at DESC, line
 ON CONFLICT (host_id, sha256, path, capability, verdict, audit) DO UPDATE SET
   count = EXCLUDED.count, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
   required = EXCLUDED.required, replaced_by = EXCLUDED.replaced_by, reason = EXCLUDED.reason,
@@ -89,6 +108,39 @@ std::string audit_text(Audit a) { return a == Audit::Yes ? "yes" : a == Audit::N
 Audit audit_from(const std::string& s) { return s == "yes" ? Audit::Yes : s == "no" ? Audit::No : Audit::Unknown; }
 
 const char* param(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+// A value in COPY's text format: data, never SQL. NUL cannot occur (the
+// parser refuses it); the separators and the escape character are escaped.
+void copy_field(std::string& row, const std::string& value, char end) {
+  for (char ch : value) {
+    switch (ch) {
+      case '\\': row += "\\\\"; break;
+      case '\t': row += "\\t"; break;
+      case '\n': row += "\\n"; break;
+      case '\r': row += "\\r"; break;
+      default: row += ch;
+    }
+  }
+  row += end;
+}
+
+void copy_row(std::string& buf, const FleetLine& l, size_t line) {
+  copy_field(buf, l.host_id, '\t');
+  copy_field(buf, l.sha256.value_or(""), '\t');
+  copy_field(buf, l.path, '\t');
+  copy_field(buf, l.capability, '\t');
+  buf += l.granted ? "granted\t" : "denied\t";
+  buf += audit_text(l.audit) + '\t';
+  buf += std::to_string(l.count) + '\t';
+  buf += std::to_string(l.first_seen) + '\t';
+  buf += std::to_string(l.last_seen) + '\t';
+  buf += l.required ? "t\t" : "f\t";
+  copy_field(buf, l.replaced_by, '\t');
+  copy_field(buf, l.reason, '\t');
+  copy_field(buf, l.no_sha256, '\t');
+  buf += std::to_string(l.exported_at) + '\t';
+  buf += std::to_string(line) + '\n';
+}
 
 // One line, without the password: libpq's messages come in several lines.
 void scrub(std::string& text, const std::string& secret) {
@@ -193,22 +245,35 @@ bool PgConn::exec(const std::string& sql, std::string* err) {
   return true;
 }
 
-bool PgConn::prepare(const std::string& name, const std::string& sql, int params, std::string* err) {
-  PgResult r(PQprepare(c_, name.c_str(), sql.c_str(), params, nullptr));
-  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+bool PgConn::copy_begin(const std::string& sql, std::string* err) {
+  PgResult r(PQexec(c_, sql.c_str()));
+  if (PQresultStatus(r.get()) != PGRES_COPY_IN) {
     *err = error("PostgreSQL", r.get());
     return false;
   }
   return true;
 }
 
-bool PgConn::exec_prepared(const std::string& name, const std::vector<const char*>& params, std::string* err) {
-  PgResult r(PQexecPrepared(c_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0));
-  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-    *err = error("PostgreSQL", r.get());
+bool PgConn::copy_send(const std::string& data, std::string* err) {
+  if (PQputCopyData(c_, data.data(), static_cast<int>(data.size())) != 1) {
+    *err = error("PostgreSQL", nullptr);
     return false;
   }
   return true;
+}
+
+bool PgConn::copy_end(const char* abort_why, std::string* err) {
+  bool ok = PQputCopyEnd(c_, abort_why) == 1;
+  // The COPY's own result, then none: the connection is ready again.
+  for (PGresult* r; (r = PQgetResult(c_));) {
+    PgResult owned(r);
+    if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      *err = error("PostgreSQL", r);
+      ok = false;
+    }
+  }
+  if (!ok && err->empty()) *err = error("PostgreSQL", nullptr);
+  return ok && !abort_why;
 }
 
 bool fleet_migrate(PgConn& pg, std::string* err) {
@@ -262,51 +327,46 @@ bool fleet_schema_ready(PgConn& pg, std::string* err) {
 
 bool fleet_load(PgConn& pg, std::istream& in, const std::string& name, size_t* lines, std::string* err) {
   *lines = 0;
-  static bool prepared = false;  // one connection per process
-  if (!prepared) {
-    if (!pg.prepare("capaudit_upsert", kUpsert, 14, err) || !pg.prepare("capaudit_host", kUpsertHost, 2, err))
-      return false;
-    prepared = true;
-  }
   if (!pg.exec("BEGIN", err)) return false;
-  auto fail = [&](size_t line, const std::string& why) {
-    *err = name + ":" + std::to_string(line) + ": " + why + "; nothing of " + name + " was loaded";
+  bool copying = false;
+  // Ends the copy and the transaction: nothing of this input stays.
+  auto refuse = [&](const std::string& where, const std::string& what) {
     std::string ignored;
+    if (copying) pg.copy_end("capaudit: the input was refused", &ignored);
     pg.exec("ROLLBACK", &ignored);
+    *err = where + ": " + what + "; nothing of " + name + " was loaded";
     return false;
   };
+  std::string why;
+  if (!pg.exec(kStage, &why) || !pg.copy_begin(kCopy, &why)) return refuse(name, why);
+  copying = true;
   std::map<std::string, int64_t> hosts;  // host id -> newest export
-  std::string text;
+  std::string text, buf;
   size_t number = 0;
   while (std::getline(in, text)) {
     number++;
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // a blank line says nothing
+    // Checked here, before the server sees it, so a bad line is named.
     FleetLine l;
-    std::string why;
-    if (!parse_fleet_line(text, &l, &why)) return fail(number, why);
-    std::string sha = l.sha256.value_or(""), audit = audit_text(l.audit), count = std::to_string(l.count),
-                first = std::to_string(l.first_seen), last = std::to_string(l.last_seen),
-                at = std::to_string(l.exported_at);
-    if (!pg.exec_prepared("capaudit_upsert",
-                          {l.host_id.c_str(), sha.c_str(), l.path.c_str(), l.capability.c_str(),
-                           l.granted ? "granted" : "denied", audit.c_str(), count.c_str(), first.c_str(),
-                           last.c_str(), l.required ? "true" : "false", l.replaced_by.c_str(), l.reason.c_str(),
-                           l.no_sha256.c_str(), at.c_str()},
-                          &why))
-      return fail(number, why);
+    if (!parse_fleet_line(text, &l, &why)) return refuse(name + ":" + std::to_string(number), why);
+    copy_row(buf, l, number);
+    if (buf.size() >= (1u << 20)) {
+      if (!pg.copy_send(buf, &why)) return refuse(name, why);
+      buf.clear();
+    }
     int64_t& newest = hosts[l.host_id];
     newest = std::max(newest, l.exported_at);
     (*lines)++;
   }
-  if (in.bad()) return fail(number + 1, "read error");
+  if (in.bad()) return refuse(name + ":" + std::to_string(number + 1), "read error");
+  if (!buf.empty() && !pg.copy_send(buf, &why)) return refuse(name, why);
+  copying = false;
+  if (!pg.copy_end(nullptr, &why) || !pg.exec(kMerge, &why)) return refuse(name, why);
   for (const auto& [host, at] : hosts) {
-    std::string when = std::to_string(at), why;
-    if (!pg.exec_prepared("capaudit_host", {host.c_str(), when.c_str()}, &why)) return fail(number, why);
+    std::string when = std::to_string(at);
+    if (!pg.exec(kUpsertHost, {host.c_str(), when.c_str()}, nullptr, &why)) return refuse(name, why);
   }
-  if (!pg.exec("COMMIT", err)) {
-    *err = name + ": " + *err + "; nothing of " + name + " was loaded";
-    return false;
-  }
+  if (!pg.exec("COMMIT", &why)) return refuse(name, why);
   return true;
 }
 

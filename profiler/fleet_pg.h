@@ -52,8 +52,11 @@ class PgConn {
   // A statement with parameters (nullptr: NULL); false with *err on failure.
   bool exec(const std::string& sql, const std::vector<const char*>& params, PgResult* out, std::string* err);
   bool exec(const std::string& sql, std::string* err);  // constant SQL, no parameters
-  bool prepare(const std::string& name, const std::string& sql, int params, std::string* err);
-  bool exec_prepared(const std::string& name, const std::vector<const char*>& params, std::string* err);
+  // COPY ... FROM STDIN: begin, send rows (any number of pieces), end. End
+  // with `abort_why` to abandon the copy (the server then fails it).
+  bool copy_begin(const std::string& sql, std::string* err);
+  bool copy_send(const std::string& data, std::string* err);
+  bool copy_end(const char* abort_why, std::string* err);
 
  private:
   PgConn(PGconn* c, std::string secret) : c_(c), secret_(std::move(secret)) {}

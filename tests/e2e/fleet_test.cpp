@@ -4,6 +4,7 @@
 // exported with the real binary, loaded, and the answers read as a user
 // reads them.
 #include "e2e_util.h"
+#include "private_postgres.h"
 
 #include "store.h"
 
@@ -23,7 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kPgBin = "/usr/lib/postgresql/15/bin";
 const std::string kShaA(64, 'a'), kShaB(64, 'b'), kShaC(64, 'c');
 
 struct Check {
@@ -80,42 +80,20 @@ Check with_count(Check c, uint64_t n) {
 
 class FleetPostgres : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/capaudit-pg-XXXXXX";
-    if (!mkdtemp(tmpl)) return;
-    dir_ = new std::string(tmpl);
-    ProcessResult r = run({"chown", "postgres:", *dir_});
-    if (r.exit_code == 0)
-      r = run({"runuser", "-u", "postgres", "--", kPgBin + "/initdb", "-D", *dir_ + "/data", "-U", "capaudit", "-A",
-               "trust", "--no-sync"});
-    if (r.exit_code == 0)
-      r = run({"runuser", "-u", "postgres", "--", kPgBin + "/pg_ctl", "-D", *dir_ + "/data", "-l", *dir_ + "/log",
-               "-w", "-o", "-c listen_addresses='' -k " + *dir_ + " -c fsync=off", "start"});
-    started_ = r.exit_code == 0;
-    if (!started_) why_ = new std::string(r.out + r.err);
-  }
+  static void SetUpTestSuite() { pg_ = new PrivatePostgres(); }
   static void TearDownTestSuite() {
-    if (!dir_) return;
-    if (started_)
-      run({"runuser", "-u", "postgres", "--", kPgBin + "/pg_ctl", "-D", *dir_ + "/data", "-m", "fast", "-w", "stop"});
-    std::error_code ec;
-    std::filesystem::remove_all(*dir_, ec);
-    delete dir_;
-    dir_ = nullptr;
+    delete pg_;
+    pg_ = nullptr;
   }
 
   void SetUp() override {
     CAPAUDIT_REQUIRE_E2E();
-    ASSERT_TRUE(started_) << "the private PostgreSQL did not start: " << (why_ ? *why_ : "mkdtemp failed");
+    ASSERT_TRUE(pg_ && pg_->started()) << "the private PostgreSQL did not start: " << (pg_ ? pg_->why() : "");
     // A database per test: each starts from an empty fleet.
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    ProcessResult r = run({"psql", conninfo("postgres"), "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE " + name});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    db_ = conninfo(name);
+    std::string err;
+    db_ = pg_->create_database(::testing::UnitTest::GetInstance()->current_test_info()->name(), &err);
+    ASSERT_FALSE(db_.empty()) << err;
   }
-
-  static std::string conninfo(const std::string& db) { return "host=" + *dir_ + " dbname=" + db + " user=capaudit"; }
 
   ProcessResult capaudit(std::vector<std::string> args, const std::string& in = "") {
     args.insert(args.begin(), capaudit_bin());
@@ -145,9 +123,7 @@ class FleetPostgres : public ::testing::Test {
     return nullptr;
   }
 
-  static inline std::string* dir_ = nullptr;
-  static inline std::string* why_ = nullptr;
-  static inline bool started_ = false;
+  static inline PrivatePostgres* pg_ = nullptr;
   std::string db_;
   TempDir tmp_;
 };
@@ -283,6 +259,44 @@ TEST_F(FleetPostgres, BadLineRefusesItsFileWholeAndKeepsTheOthers) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("standard input:2: not JSON"), std::string::npos) << r.err;
   EXPECT_EQ(fleet_json({"recommend"})["binaries"][0]["hosts"], 1);
+}
+
+// A shipper may hand over several nights of one host in one batch: the
+// newest snapshot of each key wins whatever their order, as if the lines
+// were loaded one by one. Loading goes through COPY: a path holding the
+// characters COPY's text format escapes comes back byte for byte.
+TEST_F(FleetPostgres, OneInputHoldingANewerAndAnOlderNightKeepsTheNewer) {
+  const std::string odd = "/opt/odd\tpath\\with\nbreaks/ping";
+  std::string db = tmp_.file("host.db");
+  write_host(db, {{"/usr/bin/ping", kShaA, {with_count(kRaw, 5)}}, {odd, kShaB, {kDac}}}, 1000);
+  const std::string older = read_file(export_host(db, "host-a", tmp_.file("older.ndjson")));
+  std::string err;
+  {
+    auto store = Store::open(db, &err);
+    ASSERT_TRUE(store) << err;
+    ASSERT_TRUE(store->begin(&err));
+    CheckFields f;
+    f.cap = CAP_NET_RAW;
+    f.audit = Audit::Yes;
+    f.uid = f.euid = 65534;
+    f.target_ns_inum = 4026531837u;
+    ASSERT_GT(store->add_check(store->binaries("/usr/bin/ping").at(0).id, f, 7, 3000), 0);
+    ASSERT_TRUE(store->commit(&err));
+  }
+  const std::string newer = read_file(export_host(db, "host-a", tmp_.file("newer.ndjson")));
+  ASSERT_NE(older, newer);
+  for (const std::string& batch : {newer + older, older + newer}) {
+    ProcessResult r = capaudit({"fleet", "load", "--postgres", db_}, batch);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json rec = fleet_json({"recommend", "--sha256", kShaA});
+    ASSERT_EQ(rec["binaries"].size(), 1u) << rec.dump(2);
+    EXPECT_EQ((*check(rec["binaries"][0], "cap_net_raw"))["count"], 12);
+    EXPECT_EQ(rec["binaries"][0]["hosts"], 1);
+  }
+  json rec = fleet_json({"recommend", "--sha256", kShaB});
+  ASSERT_EQ(rec["binaries"].size(), 1u) << rec.dump(2);
+  EXPECT_EQ(rec["binaries"][0]["path"], odd);
+  EXPECT_EQ(fleet_json({"recommend", "--binary", odd})["binaries"].size(), 1u);
 }
 
 TEST_F(FleetPostgres, PasswordNeverShownAndEmptyFleetSaysSo) {

@@ -36,13 +36,17 @@ TEST(Service, UnitsPassSystemdAnalyzeVerify) {
   std::string setcap = install_unit(dir, "capaudit-setcap.service");
   std::string timer = dir.file("capaudit-setcap.timer");
   std::ofstream(timer) << read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/capaudit-setcap.timer");
+  std::string exporter = install_unit(dir, "capaudit-export.service");
+  std::string export_timer = dir.file("capaudit-export.timer");
+  std::ofstream(export_timer) << read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/systemd/capaudit-export.timer");
   // verify also looks up Documentation=: point man at this tree's pages.
   for (const char* page : {"man8/capaudit.8", "man8/capauditd.8", "man5/capaudit.json.5"}) {
     std::string to = dir.file(std::string("man/") + page);
     std::filesystem::create_directories(to.substr(0, to.rfind('/')));
     std::ofstream(to) << read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/docs/" + (strrchr(page, '/') + 1));
   }
-  auto r = run({"env", "MANPATH=" + dir.file("man"), "systemd-analyze", "verify", daemon, setcap, timer});
+  auto r = run({"env", "MANPATH=" + dir.file("man"), "systemd-analyze", "verify", daemon, setcap, timer, exporter,
+              export_timer});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   // verify reports problems of other units too; ours must not be among them.
   EXPECT_EQ(r.err.find("capaudit"), std::string::npos) << r.err;

@@ -14,6 +14,7 @@
 
 #include "e2e_util.h"
 #include "nspawn.h"
+#include "private_postgres.h"
 
 namespace capaudit::e2e {
 namespace {
@@ -319,6 +320,88 @@ TEST_F(Systemd, SetcapServiceWritesItsScriptMode0600) {
   EXPECT_NE(read_file(c_->host_path("/var/lib/capaudit/setcap.sh")).find("#!/bin/sh"), std::string::npos);
 }
 
+// The nightly fleet export as shipped: capaudit-export.service writes one
+// file named after the host, root's and 0600 in a 0700 directory, every
+// line capaudit.v1 naming the host by its machine-id, and `fleet load`
+// takes it. Then the drop-in docs/fleet.md gives for a shipper running as
+// a group of its own: the same file 0640, that group's, in a directory the
+// group can enter, the database's directory untouched.
+TEST_F(Systemd, ExportServiceWritesTheNightlyFileFleetLoadTakes) {
+  const uint64_t before = chown_checks();
+  chown_loop(40);
+  ASSERT_GE(wait_chown_checks(before + 40), before + 40);
+  std::string host = c_->exec({"hostname"}).out, machine = read_file(c_->host_path("/etc/machine-id"));
+  while (!host.empty() && host.back() == '\n') host.pop_back();
+  while (!machine.empty() && machine.back() == '\n') machine.pop_back();
+  ASSERT_FALSE(host.empty());
+  const std::string file = "/var/lib/capaudit/export/capaudit-" + host + ".ndjson";
+  auto r = c_->systemctl({"start", "capaudit-export.service"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << c_->exec({"journalctl", "--no-pager", "-u", "capaudit-export.service"}).out;
+  EXPECT_EQ(c_->show("capaudit-export.service", "Result")["Result"], "success");
+  EXPECT_EQ(c_->show("capaudit-export.timer", "LoadState")["LoadState"], "loaded");
+  struct stat st {};
+  ASSERT_EQ(stat(c_->host_path(file).c_str(), &st), 0) << file;
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, 0u);
+  ASSERT_EQ(stat(c_->host_path("/var/lib/capaudit/export").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  std::istringstream lines(read_file(c_->host_path(file)));
+  uint64_t exported_chown = 0;
+  size_t n = 0;
+  for (std::string line; std::getline(lines, line); n++) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_EQ(j["schema"], "capaudit.v1") << line;
+    EXPECT_EQ(j["host_id"], machine) << line;
+    if (j["path"] == workload("fchown_loop") && j["capability"] == "cap_chown") exported_chown += j["count"].get<uint64_t>();
+  }
+  EXPECT_GT(n, 0u);
+  EXPECT_GE(exported_chown, before + 40);
+
+  // Loaded the way the fleet's loader does, on a real PostgreSQL.
+  PrivatePostgres pg;
+  ASSERT_TRUE(pg.started()) << pg.why();
+  std::string err, db = pg.create_database("nightly", &err);
+  ASSERT_FALSE(db.empty()) << err;
+  auto load = run({capaudit_bin(), "fleet", "load", "--postgres", db, c_->host_path(file)});
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  auto rec = run({capaudit_bin(), "fleet", "recommend", "--postgres", db, "--binary", workload("fchown_loop"), "--json"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  auto j = nlohmann::json::parse(rec.out, nullptr, false);
+  ASSERT_TRUE(j.is_object() && j["binaries"].size() == 1) << rec.out;
+  EXPECT_EQ(j["binaries"][0]["hosts"], 1);
+  uint64_t loaded_chown = 0;
+  for (auto& c : j["binaries"][0]["checks"])
+    if (c["capability"] == "cap_chown") loaded_chown += c["count"].get<uint64_t>();
+  EXPECT_EQ(loaded_chown, exported_chown);
+
+  const std::string dropin = "/etc/systemd/system/capaudit-export.service.d/shipper.conf";
+  ASSERT_TRUE(c_->write_file(dropin, read_file(std::string(CAPAUDIT_SOURCE_DIR) + "/docs/examples/export-shipper.conf")));
+  // The example names the shipper's group "vector"; here it is one every system has.
+  ASSERT_EQ(c_->exec({"sed", "-i", "s/^Group=vector$/Group=adm/", dropin}).exit_code, 0);
+  ASSERT_EQ(c_->systemctl({"daemon-reload"}).exit_code, 0);
+  r = c_->systemctl({"start", "capaudit-export.service"});
+  const std::string shipped = "/var/lib/capaudit-export/capaudit-" + host + ".ndjson";
+  unlink(c_->host_path(dropin).c_str());
+  c_->systemctl({"daemon-reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << c_->exec({"journalctl", "--no-pager", "-u", "capaudit-export.service"}).out;
+  std::string adm = c_->exec({"getent", "group", "adm"}).out;
+  ASSERT_EQ(std::count(adm.begin(), adm.end(), ':'), 3) << adm;
+  const gid_t adm_gid = static_cast<gid_t>(std::stoul(adm.substr(adm.find(':', adm.find(':') + 1) + 1)));
+  ASSERT_EQ(stat(c_->host_path(shipped).c_str(), &st), 0) << shipped;
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_gid, adm_gid);
+  ASSERT_EQ(stat(c_->host_path("/var/lib/capaudit-export").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(st.st_gid, adm_gid);
+  ASSERT_EQ(stat(c_->host_path("/var/lib/capaudit").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(st.st_gid, 0u);
+  EXPECT_EQ(read_file(c_->host_path(shipped)).substr(0, 30), read_file(c_->host_path(file)).substr(0, 30));
+}
+
 // A configuration no restart can fix: one journal line naming the file,
 // line and key, exit status 78, and no restart loop to the start limit.
 TEST_F(Systemd, BadConfigStopsWithConfigStatusAndNoRestartLoop) {
@@ -436,11 +519,14 @@ TEST_F(Package, InstallEnablesAndStartsTheService) {
   EXPECT_EQ(unit["UnitFileState"], "enabled");
   EXPECT_EQ(c_->systemctl({"is-active", "capaudit-setcap.timer"}).out, "active\n");
   EXPECT_EQ(c_->systemctl({"is-enabled", "capaudit-setcap.timer"}).out, "enabled\n");
+  // The fleet export waits for its operator (docs/fleet.md).
+  EXPECT_EQ(c_->systemctl({"is-enabled", "capaudit-export.timer"}).out, "disabled\n");
   EXPECT_NE(c_->exec({"dpkg-query", "-W", "-f=${Conffiles}", "capaudit"}).out.find("/etc/capaudit/capaudit.json"),
             std::string::npos);
   for (const char* f : {"/usr/sbin/capauditd", "/usr/bin/capaudit", "/usr/share/man/man8/capauditd.8.gz",
                         "/usr/share/man/man8/capaudit.8.gz", "/usr/share/man/man5/capaudit.json.5.gz",
-                        "/lib/systemd/system/capaudit-setcap.service", "/lib/systemd/system/capaudit-setcap.timer"})
+                        "/lib/systemd/system/capaudit-setcap.service", "/lib/systemd/system/capaudit-setcap.timer",
+                        "/lib/systemd/system/capaudit-export.service", "/lib/systemd/system/capaudit-export.timer"})
     EXPECT_EQ(access(c_->host_path(f).c_str(), F_OK), 0) << f;
   // What it counts lands where the packaged CLI reads by default.
   auto rep = c_->exec({"sh", "-c", "systemctl kill -s USR1 capauditd; sleep 1; capaudit report --json"});

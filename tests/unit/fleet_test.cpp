@@ -174,7 +174,7 @@ TEST(FleetParse, RefusesWithWhatIsWrong) {
 }
 
 // export reads a real store: each content of a path is its own version,
-// decided on its own, and the output file is written whole, mode 0600.
+// decided on its own, and the output file is written whole, never world-readable.
 TEST(FleetExport, FromAStoreOneVersionPerContent) {
   test::TempDir dir;
   std::string db = dir.file("host.db"), out = dir.file("export.ndjson"), err;
@@ -208,8 +208,19 @@ TEST(FleetExport, FromAStoreOneVersionPerContent) {
   args.db = db;
   args.host_id = "web-01";
   args.output = out;
-  ASSERT_EQ(cmd_export(args), 0);
+  // 0600 under the unit's UMask=0077; at most 0640 whatever the umask (a
+  // shipper's group may read it, others never).
   struct stat st {};
+  mode_t saved = umask(0);
+  int status = cmd_export(args);
+  umask(saved);
+  ASSERT_EQ(status, 0);
+  ASSERT_EQ(stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  saved = umask(0077);
+  status = cmd_export(args);
+  umask(saved);
+  ASSERT_EQ(status, 0);
   ASSERT_EQ(stat(out.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::ifstream in(out);
