@@ -316,6 +316,15 @@ int main(int argc, char** argv) {
     bytes += fs::file_size(f);
   }
 
+  // Each figure as soon as it is measured: a long run shows its progress.
+  fmt::print("capaudit fleet on PostgreSQL 15 (private server, Unix socket, fsync on)\n");
+  fmt::print("{} hosts x {} binaries: {} lines, {:.0f} MiB of exports\n", hosts, binaries, lines,
+             static_cast<double>(bytes) / (1024.0 * 1024.0));
+  fmt::print("host databases written through the store: {:.1f} ms per host\n", t_write / hosts);
+  fmt::print("capaudit export ({} at a time): {:.1f} ms per host ({:.1f} s for all)\n\n", jobs,
+             t_export * jobs / hosts, t_export / 1e3);
+  fflush(stdout);
+
   std::vector<std::string> load{capaudit, "fleet", "load", "--postgres", conninfo};
   load.insert(load.end(), files.begin(), files.end());
   t0 = now_ms();
@@ -331,6 +340,10 @@ int main(int argc, char** argv) {
   const int64_t size = scalar(*pg, "SELECT pg_total_relation_size('capaudit_fleet_checks')");
   if (rows != static_cast<int64_t>(lines) || loaded_hosts != hosts)
     die(fmt::format("loaded {} rows of {} lines, {} hosts of {}", rows, lines, loaded_hosts, hosts));
+  fmt::print("{:<42} {:>10.1f} s {:>10.1f} ms per host  ({:.0f} lines/s; table {:.0f} MiB)\n",
+             "fleet load (all files, first time)", t_load / 1e3, t_load / hosts,
+             static_cast<double>(lines) / (t_load / 1e3), static_cast<double>(size) / (1024.0 * 1024.0));
+  fflush(stdout);
 
   // Everything again: the nightly reload of files already seen counts nothing.
   t0 = now_ms();
@@ -339,37 +352,29 @@ int main(int argc, char** argv) {
   if (scalar(*pg, "SELECT count(*) FROM capaudit_fleet_checks") != rows ||
       scalar(*pg, "SELECT sum(count) FROM capaudit_fleet_checks") != total)
     die("loading the same exports twice changed the fleet");
+  fmt::print("{:<42} {:>10.1f} s {:>10.1f} ms per host  (nothing changed)\n\n", "fleet load (the same files again)",
+             t_reload / 1e3, t_reload / hosts);
   run({"psql", "-q", conninfo, "-c", "VACUUM ANALYZE"});
 
   const std::string answer = g_dir + "/answer.json";
+  fmt::print("{:<42} {:>24}   (median [min, max] of {} after a warm-up)\n", "query", "wall", runs);
   std::vector<double> rec = timed({capaudit, "fleet", "recommend", "--postgres", conninfo, "--json"}, runs, answer);
   nlohmann::json j = nlohmann::json::parse(std::ifstream(answer), nullptr, false);
   const size_t versions = j.is_object() ? j["binaries"].size() : 0;
-  std::vector<double> table = timed({capaudit, "fleet", "recommend", "--postgres", conninfo}, runs, "/dev/null");
-  std::vector<double> one = timed({capaudit, "fleet", "recommend", "--postgres", conninfo, "--binary",
-                                   "/usr/lib/fleet/00/bin/tool-0000", "--json"},
-                                  runs, "/dev/null");
+  if (versions == 0) die("fleet recommend found no binary");
+  fmt::print("{:<42} {:>24}   {} versions\n", "fleet recommend --json", spread(rec), versions);
+  fflush(stdout);
   std::vector<double> out = timed({capaudit, "fleet", "outliers", "--postgres", conninfo, "--json"}, runs, answer);
   j = nlohmann::json::parse(std::ifstream(answer), nullptr, false);
   const size_t outliers = j.is_object() ? j["outliers"].size() : 0;
-  if (versions == 0) die("fleet recommend found no binary");
-
-  fmt::print("capaudit fleet on PostgreSQL 15 (private server, Unix socket, fsync on)\n");
-  fmt::print("{} hosts x {} binaries: {} lines, {:.0f} MiB of exports; table {:.0f} MiB\n", hosts, binaries, lines,
-             static_cast<double>(bytes) / (1024.0 * 1024.0), static_cast<double>(size) / (1024.0 * 1024.0));
-  fmt::print("host databases written through the store: {:.1f} ms per host\n", t_write / hosts);
-  fmt::print("capaudit export ({} at a time): {:.1f} ms per host ({:.1f} s for all)\n", jobs,
-             t_export * jobs / hosts, t_export / 1e3);
-  fmt::print("\n{:<42} {:>12} {:>16}\n", "command", "total", "per host");
-  fmt::print("{:<42} {:>10.1f} s {:>13.1f} ms\n", "fleet load (all files, first time)", t_load / 1e3, t_load / hosts);
-  fmt::print("{:<42} {:>10.1f} s {:>13.1f} ms\n", "fleet load (the same files again)", t_reload / 1e3,
-             t_reload / hosts);
-  fmt::print("  = {:.0f} lines/s first time\n", static_cast<double>(lines) / (t_load / 1e3));
-  fmt::print("\n{:<42} {:>24}   (median [min, max] of {})\n", "query", "wall", runs);
-  fmt::print("{:<42} {:>24}   {} versions\n", "fleet recommend --json", spread(rec), versions);
-  fmt::print("{:<42} {:>24}\n", "fleet recommend (table)", spread(table));
-  fmt::print("{:<42} {:>24}\n", "fleet recommend --binary P --json", spread(one));
   fmt::print("{:<42} {:>24}   {} outliers\n", "fleet outliers --json", spread(out), outliers);
+  fflush(stdout);
+  std::vector<double> one = timed({capaudit, "fleet", "recommend", "--postgres", conninfo, "--binary",
+                                   "/usr/lib/fleet/00/bin/tool-0000", "--json"},
+                                  runs, "/dev/null");
+  fmt::print("{:<42} {:>24}\n", "fleet recommend --binary P --json", spread(one));
+  std::vector<double> table = timed({capaudit, "fleet", "recommend", "--postgres", conninfo}, runs, "/dev/null");
+  fmt::print("{:<42} {:>24}\n", "fleet recommend (table)", spread(table));
   if (g_keep) {
     fmt::print("\nkept: {} (the server runs on: pg_ctl -D {}/data stop)\n", g_dir, pg_dir);
     g_server = false;

@@ -96,13 +96,23 @@ WITH v AS (
 )
 )sql";
 
-// The host's set: its required lines plus the narrower capabilities it keeps instead.
+// The host's set: its required lines plus the narrower capabilities it keeps
+// instead, in one scan of v (a CTE read twice is written out whole first).
 constexpr const char* kHostSets = R"sql(
 , s AS (
-  SELECT sha256, upath, capability, host_id FROM v WHERE required
-  UNION SELECT sha256, upath, replaced_by, host_id FROM v WHERE replaced_by <> ''
+  SELECT sha256, upath, capability, host_id FROM (
+    SELECT sha256, upath, host_id,
+           unnest(ARRAY[CASE WHEN required THEN capability END, NULLIF(replaced_by, '')]) AS capability
+    FROM v) x
+  WHERE capability IS NOT NULL
 )
 )sql";
+
+// The answers aggregate every row of the fleet: sorts and hashes in memory
+// rather than spilled to disk (PostgreSQL's default work_mem is 4MB), and no
+// JIT compilation, which costs seconds here and gains nothing measured
+// (bench/fleet_bench.cpp).
+constexpr const char* kQuerySettings = "SET work_mem = '128MB'; SET jit = off";
 
 std::string audit_text(Audit a) { return a == Audit::Yes ? "yes" : a == Audit::No ? "no" : "unknown"; }
 Audit audit_from(const std::string& s) { return s == "yes" ? Audit::Yes : s == "no" ? Audit::No : Audit::Unknown; }
@@ -162,9 +172,11 @@ struct Version {
 bool load_versions(PgConn& pg, const std::vector<const char*>& filter, std::map<VersionKey, Version>* out,
                    std::string* err) {
   PgResult r;
+  // hp: each (version, path, host) once, narrow: read twice below.
   std::string sql = std::string(kVersionRows) +
-                    "SELECT sha256, upath, path, count(DISTINCT host_id), NULL FROM v GROUP BY 1, 2, 3 "
-                    "UNION ALL SELECT sha256, upath, NULL, count(DISTINCT host_id), 1 FROM v GROUP BY 1, 2";
+                    ", hp AS (SELECT DISTINCT sha256, upath, path, host_id FROM v) "
+                    "SELECT sha256, upath, path, count(*), NULL FROM hp GROUP BY 1, 2, 3 "
+                    "UNION ALL SELECT sha256, upath, NULL, count(DISTINCT host_id), 1 FROM hp GROUP BY 1, 2";
   if (!pg.exec(sql, filter, &r, err)) return false;
   for (int i = 0; i < r.rows(); i++) {
     Version& v = (*out)[{r.text(i, 0), r.text(i, 1)}];
@@ -374,7 +386,7 @@ bool fleet_recommend(PgConn& pg, const std::optional<std::string>& path, const s
                      std::vector<FleetBinary>* out, std::string* err) {
   std::vector<const char*> filter{param(path), param(sha256)};
   std::map<VersionKey, Version> versions;
-  if (!load_versions(pg, filter, &versions, err)) return false;
+  if (!pg.exec(kQuerySettings, err) || !load_versions(pg, filter, &versions, err)) return false;
 
   std::map<VersionKey, FleetBinary> binaries;
   for (const auto& [key, v] : versions) {
@@ -389,7 +401,8 @@ bool fleet_recommend(PgConn& pg, const std::optional<std::string>& path, const s
                        "SELECT sha256, upath, capability, verdict, audit, sum(count)::text, count(DISTINCT host_id), "
                        "count(DISTINCT host_id) FILTER (WHERE required), "
                        "coalesce(min(first_seen) FILTER (WHERE first_seen > 0), 0), max(last_seen), "
-                       "(array_agg(reason ORDER BY required DESC, host_id))[1] "
+                       // The first by (required first, host id): as an aggregate that hashes.
+                       "(min(ARRAY[(NOT required)::text, host_id, reason]))[3] "
                        "FROM v GROUP BY 1, 2, 3, 4, 5";
   if (!pg.exec(checks, filter, &r, err)) return false;
   for (int i = 0; i < r.rows(); i++) {
@@ -430,7 +443,7 @@ bool fleet_recommend(PgConn& pg, const std::optional<std::string>& path, const s
 bool fleet_outliers(PgConn& pg, std::vector<FleetOutlier>* out, std::string* err) {
   std::vector<const char*> filter{nullptr, nullptr};
   std::map<VersionKey, Version> versions;
-  if (!load_versions(pg, filter, &versions, err)) return false;
+  if (!pg.exec(kQuerySettings, err) || !load_versions(pg, filter, &versions, err)) return false;
   PgResult r;
   std::string sql = std::string(kVersionRows) + kHostSets +
                     "SELECT sha256, upath, capability, json_agg(DISTINCT host_id ORDER BY host_id)::text, "
