@@ -11,7 +11,9 @@ RUNTIME_PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev
 # What the tests need on top: the workloads' tools and the cross-checks.
 TEST_PACKAGES=(googletest libgtest-dev sqlite3 libcap2-bin util-linux iputils-ping bpftrace
   systemd systemd-container procps libclang-rt-14-dev postgresql-15
-  qemu-system-x86 xz-utils zstd python3)
+  qemu-system-x86 xz-utils zstd python3
+  iproute2 libcap-ng-utils attr tar psmisc bpftool linux-perf auditd iputils-arping mtr-tiny
+  e2fsprogs libgstreamer1.0-0)
 # What scripts/package needs on top of the runtime packages; the tests build
 # and install the package too.
 PACKAGE_PACKAGES=(debhelper dpkg-dev lintian)

@@ -106,7 +106,8 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-ProcessResult run(const std::vector<std::string>& argv, const std::string& stdin_text) {
+ProcessResult run(const std::vector<std::string>& argv, const std::string& stdin_text,
+                  const std::string& cwd) {
   ProcessResult r;
   char out_tmpl[] = "/tmp/capaudit-out-XXXXXX";
   char err_tmpl[] = "/tmp/capaudit-err-XXXXXX";
@@ -119,6 +120,7 @@ ProcessResult run(const std::vector<std::string>& argv, const std::string& stdin
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
     auto args = c_argv(argv);
     execvp(args[0], args.data());
     _exit(127);

@@ -66,8 +66,9 @@ struct ProcessResult {
   std::string out, err;
 };
 
-// Runs argv to completion, capturing its output.
-ProcessResult run(const std::vector<std::string>& argv, const std::string& stdin_text = "");
+// Runs argv to completion, capturing its output; in `cwd` when given.
+ProcessResult run(const std::vector<std::string>& argv, const std::string& stdin_text = "",
+                  const std::string& cwd = "");
 
 class Daemon {
  public:

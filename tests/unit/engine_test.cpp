@@ -160,6 +160,34 @@ TEST_P(EngineByAudit, PingNeedsOnlyNetRaw) {
   EXPECT_EQ(raw->uids, std::vector<uint32_t>{kNobody});
 }
 
+// ss: a sock_diag dump asks CAP_NET_ADMIN only to add socket marks.
+TEST_P(EngineByAudit, SockDiagDumpNeedsNothing) {
+  auto r = run({Builder("/usr/bin/ss")
+                    .add({.cap = CAP_NET_ADMIN, .stacks = {{"tcp_diag_dump", "inet_diag_dump", "netlink_dump"}},
+                          .audit = audit(true), .effective = kAllCaps, .syscall = SYS_recvmsg})
+                    .build()});
+  const BinaryDecision& b = r.only();
+  EXPECT_TRUE(b.capabilities.empty()) << names(b)[0];
+  const CheckDecision* c = find(b, CAP_NET_ADMIN, true);
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->required);
+  EXPECT_NE(c->reason.find("sock_diag_net_admin"), std::string::npos) << c->reason;
+}
+
+// touch of a file one may write: cap_fowner at may_setattr is asked before
+// write permission, so a grant proves nothing.
+TEST_P(EngineByAudit, TouchToNowKeepsFownerUnverified) {
+  auto r = run({Builder("/usr/bin/touch")
+                    .add({.cap = CAP_FOWNER, .stacks = {{"may_setattr", "notify_change", "vfs_utimes"}},
+                          .audit = audit(true), .effective = kAllCaps, .syscall = SYS_utimensat})
+                    .build()});
+  const BinaryDecision& b = r.only();
+  EXPECT_EQ(names(b), Strings{"cap_fowner"});
+  const CheckDecision* c = find(b, CAP_FOWNER, true);
+  ASSERT_TRUE(c);
+  EXPECT_NE(c->reason.find("unverified"), std::string::npos) << c->reason;
+}
+
 TEST_P(EngineByAudit, ForkMmapLoopNeedsNothing) {
   auto r = run({Builder("/usr/bin/fork_mmap_loop")
                     .add({.cap = CAP_SYS_ADMIN, .count = 40,
