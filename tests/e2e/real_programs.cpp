@@ -340,9 +340,9 @@ void score_suite(const std::string& title, const std::vector<Program>& programs,
   }
   std::ostringstream t;
   t << title << "\n";
-  t << pad("program", 28) << pad("S (proven)", 44) << pad("plain", 44) << pad("minimized", 44) << "verdict\n";
+  t << pad("program", 34) << pad("S (proven)", 44) << pad("plain", 44) << pad("minimized", 44) << "verdict\n";
   for (auto& r : rows)
-    t << pad(r.program, 28) << pad(r.needs, 44) << pad(r.plain, 44) << pad(r.minimized, 44) << r.verdict << "\n";
+    t << pad(r.program, 34) << pad(r.needs, 44) << pad(r.plain, 44) << pad(r.minimized, 44) << r.verdict << "\n";
   auto totals = [&](const char* label, std::map<std::string, int>& c) {
     t << label << ": exact " << c["exact"] << ", alternative minimal " << c["alt"] << ", over " << c["over"] << ", broken " << c["BROKEN"] << ", no report "
       << c["no-report"] << " of " << programs.size() - unproven << "\n";
