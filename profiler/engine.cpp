@@ -547,7 +547,8 @@ std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b) {
   return {first, last};
 }
 
-Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
+void analyze_each(const std::vector<Observation>& obs, const Rules& rules,
+                  const std::function<void(BinaryDecision&)>& each) {
   // Same path, other inode: the file was replaced; its checks are one
   // program's history. Groups keep the order the observations came in.
   std::vector<std::vector<const Observation*>> groups;
@@ -557,11 +558,17 @@ Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
     if (fresh) groups.emplace_back();
     groups[it->second].push_back(&o);
   }
-  Analysis a;
   RuleMatcher matcher(rules);
   SetNames names;
-  a.binaries.reserve(groups.size());
-  for (const auto& g : groups) a.binaries.push_back(analyze_binary(g, matcher, names));
+  for (const auto& g : groups) {
+    BinaryDecision b = analyze_binary(g, matcher, names);
+    each(b);
+  }
+}
+
+Analysis analyze(const std::vector<Observation>& obs, const Rules& rules) {
+  Analysis a;
+  analyze_each(obs, rules, [&](BinaryDecision& b) { a.binaries.push_back(std::move(b)); });
   return a;
 }
 

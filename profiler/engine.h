@@ -9,6 +9,7 @@
 #include "rules.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +89,11 @@ struct Analysis {
 };
 
 Analysis analyze(const std::vector<Observation>& obs, const Rules& rules);
+// The same decisions in the same order, each handed to `each` as soon as it
+// is made: a caller that writes and frees them one by one never holds the
+// whole analysis.
+void analyze_each(const std::vector<Observation>& obs, const Rules& rules,
+                  const std::function<void(BinaryDecision&)>& each);
 
 // First and last time any of the binary's checks was seen (0 when unknown).
 std::pair<int64_t, int64_t> seen_span(const BinaryDecision& b);

@@ -36,6 +36,25 @@ nlohmann::json binary_to_json(const BinaryDecision& b);  // one element of "bina
 // to_json(a).dump(2) and a newline, written one binary at a time.
 void write_json(std::ostream& out, const Analysis& a);
 
+// write_json's text for binaries given one at a time, each written as soon
+// as it is decided (the caller may free it then). With `hold`, nothing
+// reaches `out` before finish(): for a command that may still fail after
+// its first binary, and must then have written nothing.
+class JsonStream {
+ public:
+  explicit JsonStream(std::ostream& out, bool hold = false);
+  void add(const BinaryDecision& b);
+  void finish();  // the closing brackets and newline: `out` has the whole text
+
+  static constexpr size_t kFlushAt = 1 << 16;
+
+ private:
+  std::ostream& out_;
+  bool hold_;
+  std::string text_;
+  size_t count_ = 0;
+};
+
 // A binary's "verification" object, which is also what the database keeps
 // (verified_sets.verification). The from_json halves throw
 // nlohmann::json::other_error on what the to_json halves never write.

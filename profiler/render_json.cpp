@@ -5,7 +5,13 @@
 
 #include "capnames.h"
 
+#include <algorithm>
+#include <array>
+#include <charconv>
 #include <optional>
+#include <sstream>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace capaudit {
@@ -13,30 +19,222 @@ namespace {
 
 using nlohmann::json;
 
-json opt_string(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+// Writes exactly what nlohmann::json's dump(2, ' ', false, replace) writes
+// for the same document, as it goes: building a tree per binary, dumping it
+// and freeing it cost more than deciding the binary. The shape is defined
+// once, by write_binary and write_check below: to_json() parses their text.
+//
+// nlohmann::json keeps an object's keys in a std::map, so they come out in
+// byte order: callers give keys in that order (the ReportJson test holds the
+// text to the parsed document's dump, so a key out of place fails it).
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+  // Resumes inside a container `depth` deep that holds elements already
+  // unless `empty`.
+  JsonWriter(std::string& out, size_t depth, bool empty) : out_(out), depth_(depth), empty_(empty) {}
+
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array() { open('['); }
+  void end_array() { close(']'); }
+
+  void key(std::string_view k) {
+    element();
+    string(k);
+    out_.append(": ");
+    after_key_ = true;
+  }
+
+  void value(std::nullptr_t) { scalar("null"); }
+  void value(bool v) { scalar(v ? "true" : "false"); }
+  void value(std::string_view s) {
+    element();
+    string(s);
+  }
+  void value(const std::string& s) { value(std::string_view(s)); }
+  void value(const char* s) { value(std::string_view(s)); }
+  template <class T>
+    requires std::is_integral_v<T>
+  void value(T v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    scalar(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+  }
+  template <class T>
+  void value(const std::optional<T>& v) {
+    if (v) value(*v);
+    else value(nullptr);
+  }
+  template <class T>
+  void value(const std::vector<T>& v) {
+    begin_array();
+    for (const T& e : v) value(e);
+    end_array();
+  }
+  // A nested document (the rare verification object): nlohmann's own text,
+  // moved right to where it sits.
+  void value(const json& j) {
+    element();
+    const std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
+    size_t from = 0;
+    for (size_t nl = text.find('\n'); nl != std::string::npos; from = nl + 1, nl = text.find('\n', from)) {
+      out_.append(text, from, nl + 1 - from);
+      out_.append(2 * depth_, ' ');
+    }
+    out_.append(text, from, std::string::npos);
+  }
+
+  template <class T>
+  void field(std::string_view k, const T& v) {
+    key(k);
+    value(v);
+  }
+
+  // A capability's name, from a table: the same few dozen are written
+  // hundreds of thousands of times.
+  void cap(int c) {
+    if (c >= 0 && c < static_cast<int>(kCapNames))
+      value(std::string_view(cap_names_table()[static_cast<size_t>(c)]));
+    else
+      value(cap_name(c));
+  }
+
+ private:
+  static constexpr size_t kCapNames = 64;
+  static const std::array<std::string, kCapNames>& cap_names_table() {
+    static const std::array<std::string, kCapNames> names = [] {
+      std::array<std::string, kCapNames> n;
+      for (size_t i = 0; i < kCapNames; i++) n[i] = cap_name(static_cast<int>(i));
+      return n;
+    }();
+    return names;
+  }
+
+  // Before an array element or an object's key: the separator and indent.
+  void element() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (depth_ == 0) return;
+    out_.append(empty_ ? "\n" : ",\n");
+    empty_ = false;
+    out_.append(2 * depth_, ' ');
+  }
+  void scalar(std::string_view text) {
+    element();
+    out_.append(text);
+  }
+  void open(char c) {
+    element();
+    out_.push_back(c);
+    depth_++;
+    empty_ = true;
+  }
+  void close(char c) {
+    depth_--;
+    if (!empty_) {
+      out_.push_back('\n');
+      out_.append(2 * depth_, ' ');
+    }
+    out_.push_back(c);
+    empty_ = false;  // the enclosing container holds this one
+  }
+  // Plain printable ASCII is written as it is; anything else (escapes,
+  // UTF-8, invalid bytes to replace) the way nlohmann writes it.
+  void string(std::string_view s) {
+    static constexpr std::array<bool, 256> kPlain = [] {
+      std::array<bool, 256> t{};
+      for (int c = 0x20; c < 0x7f; c++) t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+      return t;
+    }();
+    bool plain = true;
+    for (char ch : s) plain &= kPlain[static_cast<unsigned char>(ch)];
+    if (plain) {
+      out_.push_back('"');
+      out_.append(s);
+      out_.push_back('"');
+      return;
+    }
+    out_.append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  std::string& out_;
+  size_t depth_ = 0;
+  bool empty_ = true;       // the innermost open container has no element yet
+  bool after_key_ = false;  // a key was written: its value follows on the same line
+};
 
 json opt_cap(const std::optional<int>& cap) { return cap ? json(cap_name(*cap)) : json(nullptr); }
 
-json check_to_json(const CheckDecision& c) {
-  json j;
-  j["capability"] = cap_name(c.cap);
-  j["verdict"] = c.granted ? "granted" : "denied";
-  j["audit"] = c.audit == Audit::Unknown ? json(nullptr) : json(c.audit == Audit::Yes);
-  j["final_verdict"] = c.final_verdict == FinalVerdict::Unknown ? json(nullptr)
-                       : c.final_verdict == FinalVerdict::Granted ? json("granted")
-                                                                  : json("denied");
-  j["count"] = c.count;
-  j["required"] = c.required;
-  j["reason"] = c.reason;
-  j["origins"] = c.origins;
-  j["uids"] = c.uids;
-  j["euids"] = c.euids;
-  j["first_seen"] = c.first_seen;
-  j["last_seen"] = c.last_seen;
-  j["only_other_user_ns"] = c.only_other_user_ns;
-  j["replaced_by"] = opt_cap(c.replaced_by);
-  j["verified"] = verification_name(c.verified);
-  return j;
+// The contract's check object ("checks" of a binary), keys in byte order.
+void write_check(JsonWriter& w, const CheckDecision& c) {
+  w.begin_object();
+  w.key("audit");
+  if (c.audit == Audit::Unknown) w.value(nullptr);
+  else w.value(c.audit == Audit::Yes);
+  w.key("capability");
+  w.cap(c.cap);
+  w.field("count", c.count);
+  w.field("euids", c.euids);
+  w.key("final_verdict");
+  if (c.final_verdict == FinalVerdict::Unknown) w.value(nullptr);
+  else w.value(c.final_verdict == FinalVerdict::Granted ? "granted" : "denied");
+  w.field("first_seen", c.first_seen);
+  w.field("last_seen", c.last_seen);
+  w.field("only_other_user_ns", c.only_other_user_ns);
+  w.field("origins", c.origins);
+  w.field("reason", c.reason);
+  w.key("replaced_by");
+  if (c.replaced_by) w.cap(*c.replaced_by);
+  else w.value(nullptr);
+  w.field("required", c.required);
+  w.field("uids", c.uids);
+  w.field("verdict", c.granted ? "granted" : "denied");
+  w.field("verified", verification_name(c.verified));
+  w.end_object();
+}
+
+void write_caps(JsonWriter& w, const std::vector<int>& caps) {
+  w.begin_array();
+  for (int c : caps) w.cap(c);
+  w.end_array();
+}
+
+// One element of "binaries", keys in byte order.
+void write_binary(JsonWriter& w, const BinaryDecision& b) {
+  w.begin_object();
+  w.key("capabilities");
+  write_caps(w, b.capabilities);
+  w.key("checks");
+  w.begin_array();
+  for (const CheckDecision& c : b.checks) write_check(w, c);
+  w.end_array();
+  if (b.row && b.path.empty() && !b.row->key.comm.empty()) w.field("comm", b.row->key.comm);
+  w.field("display_name", b.display_name);
+  w.field("file_caps", b.file_caps);
+  auto [first, last] = seen_span(b);
+  w.field("first_seen", first);
+  w.field("held", cap_set_names(b.held_effective));
+  w.field("last_seen", last);
+  w.field("path", b.path);
+  w.field("profiled", b.profiled);
+  w.field("seen_non_root_euid", b.seen_non_root_euid);
+  const std::string setcap = setcap_text(b.capabilities);
+  w.key("setcap");
+  if (setcap.empty()) w.value(nullptr);
+  else w.value(setcap);
+  w.field("setuid", b.setuid_root);
+  w.key("sha256");
+  if (b.row) w.value(b.row->sha256);
+  else w.value(nullptr);
+  w.field("source", b.verified_set() ? "verified" : "observed");
+  w.key("verification");
+  if (b.verification) w.value(json(*b.verification));
+  else w.value(nullptr);
+  w.field("warnings", b.warnings);
+  w.end_object();
 }
 
 // The stored object was written by to_json below, or by an older capaudit,
@@ -146,63 +344,43 @@ void from_json(const json& j, VerificationInfo& v) {
 json verification_to_json(const VerificationInfo& v) { return json(v); }
 
 json binary_to_json(const BinaryDecision& b) {
-  json checks = json::array();
-  for (const CheckDecision& c : b.checks) checks.push_back(check_to_json(c));
-  std::string setcap = setcap_text(b.capabilities);
-  json j;
-  j["path"] = b.path;
-  j["display_name"] = b.display_name;
-  if (b.row && b.path.empty() && !b.row->key.comm.empty()) j["comm"] = b.row->key.comm;
-  j["capabilities"] = cap_names(b.capabilities);
-  j["setcap"] = setcap.empty() ? json(nullptr) : json(setcap);
-  j["checks"] = std::move(checks);
-  j["warnings"] = b.warnings;
-  j["held"] = cap_set_names(b.held_effective);
-  j["file_caps"] = opt_string(b.file_caps);
-  j["setuid"] = b.setuid_root;
-  j["seen_non_root_euid"] = b.seen_non_root_euid;
-  j["profiled"] = b.profiled;
-  auto [first, last] = seen_span(b);
-  j["first_seen"] = first;
-  j["last_seen"] = last;
-  j["sha256"] = b.row ? opt_string(b.row->sha256) : json(nullptr);
-  j["source"] = b.verified_set() ? "verified" : "observed";
-  j["verification"] = b.verification ? json(*b.verification) : json(nullptr);
-  return j;
+  std::string text;
+  JsonWriter w(text);
+  write_binary(w, b);
+  return json::parse(text);
 }
 
 json to_json(const Analysis& a) {
-  json binaries = json::array();
-  for (const BinaryDecision& b : a.binaries) binaries.push_back(binary_to_json(b));
-  return json{{"binaries", std::move(binaries)}};
+  std::ostringstream text;
+  write_json(text, a);
+  return json::parse(text.str());
+}
+
+JsonStream::JsonStream(std::ostream& out, bool hold) : out_(out), hold_(hold) {}
+
+void JsonStream::add(const BinaryDecision& b) {
+  if (count_ == 0) text_.append("{\n  \"binaries\": [");
+  JsonWriter w(text_, 2, count_ == 0);
+  write_binary(w, b);
+  count_++;
+  if (!hold_ && text_.size() >= kFlushAt) {
+    out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
+    text_.clear();
+  }
+}
+
+void JsonStream::finish() {
+  text_.append(count_ == 0 ? "{\n  \"binaries\": []\n}\n" : "\n  ]\n}\n");
+  out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
+  text_.clear();
+  text_.shrink_to_fit();
+  count_ = 0;
 }
 
 void write_json(std::ostream& out, const Analysis& a) {
-  // Byte for byte what to_json(a).dump(2) writes, one binary at a time: a
-  // whole database as one JSON tree cost more to build and free than the
-  // analysis itself.
-  constexpr auto kReplace = json::error_handler_t::replace;
-  if (a.binaries.empty()) {
-    out << to_json(a).dump(2, ' ', false, kReplace) << "\n";
-    return;
-  }
-  out << "{\n  \"binaries\": [\n";
-  std::string nested;
-  for (size_t i = 0; i < a.binaries.size(); i++) {
-    const std::string text = binary_to_json(a.binaries[i]).dump(2, ' ', false, kReplace);
-    // Two levels deeper; JSON strings hold no raw newline, so every line
-    // break is the serializer's.
-    nested.assign("    ");
-    size_t from = 0;
-    for (size_t nl = text.find('\n'); nl != std::string::npos; from = nl + 1, nl = text.find('\n', from)) {
-      nested.append(text, from, nl + 1 - from);
-      nested.append("    ");
-    }
-    nested.append(text, from, std::string::npos);
-    nested.append(i + 1 < a.binaries.size() ? ",\n" : "\n");
-    out << nested;
-  }
-  out << "  ]\n}\n";
+  JsonStream s(out);
+  for (const BinaryDecision& b : a.binaries) s.add(b);
+  s.finish();
 }
 
 }  // namespace capaudit

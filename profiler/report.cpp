@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -21,7 +22,8 @@ namespace capaudit {
 namespace {
 
 // Store, observations and analysis together: the analysis points into the
-// observations, which must outlive it.
+// observations, which must outlive it. The JSON formats never fill
+// `analysis`: they write each binary as soon as it is decided (decide_each).
 struct Loaded {
   std::unique_ptr<Store> store;
   std::vector<Observation> observations;
@@ -61,8 +63,22 @@ std::optional<Loaded> load(const std::string& db, const std::optional<std::strin
     *status = 1;
     return std::nullopt;
   }
-  l.analysis = analyze(l.observations, Rules::builtin());
   return l;
+}
+
+void decide(Loaded& l) { l.analysis = analyze(l.observations, Rules::builtin()); }
+
+void decide_each(Loaded& l, const std::function<void(BinaryDecision&)>& each) {
+  analyze_each(l.observations, Rules::builtin(), each);
+}
+
+// A set checked by re-running the program beats one inferred from checks.
+// False, after saying why, when the database failed to give them.
+bool apply_verified_sets(Analysis& a, Store& store) {
+  apply_stored_verifications(a, store);
+  if (!store.read_failed()) return true;
+  std::cerr << "capaudit: " << escape_for_display(store.damage_message()) << "\n";
+  return false;
 }
 
 }  // namespace
@@ -72,8 +88,13 @@ int cmd_report(const ReportArgs& args) {
   auto loaded = load(args.db, args.binary, &status);
   if (!loaded) return status;
   if (args.json) {
-    write_json(std::cout, loaded->analysis);
-  } else if (loaded->analysis.binaries.empty()) {
+    JsonStream json(std::cout);
+    decide_each(*loaded, [&](BinaryDecision& b) { json.add(b); });
+    json.finish();
+    return std::cout.flush() ? 0 : 1;
+  }
+  decide(*loaded);
+  if (loaded->analysis.binaries.empty()) {
     std::cout << "no checks recorded in " << quote_for_display(args.db) << "\n";
   } else {
     print_report_table(std::cout, loaded->analysis);
@@ -124,13 +145,31 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
-int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& loaded) {
+// `hold`: the output is written only once every binary is decided, so a
+// verified set the database fails to give leaves standard output empty
+// (--output has its temporary file for that).
+int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& loaded, bool hold) {
+  if (args.format == RecommendFormat::Json) {
+    JsonStream json(out, hold);
+    bool ok = true;
+    decide_each(loaded, [&](BinaryDecision& b) {
+      if (!ok) return;
+      Analysis one;
+      one.binaries.push_back(std::move(b));
+      ok = apply_verified_sets(one, *loaded.store);
+      if (ok) json.add(one.binaries.front());
+    });
+    if (!ok) return 1;
+    json.finish();
+    return out.flush() ? 0 : 1;
+  }
+  decide(loaded);
+  if (!apply_verified_sets(loaded.analysis, *loaded.store)) return 1;
   switch (args.format) {
     case RecommendFormat::Script:
       return print_setcap_script(out, loaded.analysis, *loaded.store);
     case RecommendFormat::Json:
-      write_json(out, loaded.analysis);
-      break;
+      break;  // above
     case RecommendFormat::Table:
       if (loaded.analysis.binaries.empty()) out << "no checks recorded in " << quote_for_display(args.db) << "\n";
       else print_recommend_table(out, loaded.analysis);
@@ -143,19 +182,13 @@ int cmd_recommend(const RecommendArgs& args) {
   int status = 0;
   auto loaded = load(args.db, args.binary, &status);
   if (!loaded) return status;
-  // A set checked by re-running the program beats one inferred from checks.
-  apply_stored_verifications(loaded->analysis, *loaded->store);
-  if (loaded->store->read_failed()) {
-    std::cerr << "capaudit: " << escape_for_display(loaded->store->damage_message()) << "\n";
-    return 1;
-  }
-  if (!args.output) return write_recommendation(std::cout, args, *loaded);
+  if (!args.output) return write_recommendation(std::cout, args, *loaded, /*hold=*/true);
   AtomicOutput file(*args.output);
   if (!file.error().empty()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
     return 1;
   }
-  status = write_recommendation(file.stream(), args, *loaded);
+  status = write_recommendation(file.stream(), args, *loaded, /*hold=*/false);
   if (status != 0) return status;
   if (!file.commit()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
