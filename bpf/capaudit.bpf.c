@@ -160,6 +160,8 @@ static __always_inline bool should_sample(__u64 n, bool is_new)
 	return n % period == 0;
 }
 
+#include "capaudit_args.bpf.h"
+
 /*
  * Fills the key of one check. args_btf: cred/target_ns are BTF pointers the
  * verifier lets us dereference directly (fexit, tp_btf: plain loads, a few ns
@@ -207,6 +209,7 @@ static __always_inline void fill_key(struct ca_check_key *k, const struct cred *
 #elif defined(__TARGET_ARCH_arm64)
 			k->syscall_nr = task_btf ? regs->syscallno : BPF_CORE_READ(regs, syscallno);
 #endif
+			k->arg = classify_args(task, regs, k->syscall_nr, cred);
 		}
 	}
 

@@ -71,7 +71,63 @@ struct ca_check_key {
 	__u8 audit;            /* enum ca_audit */
 	__u8 flags;            /* enum ca_key_flags */
 	__u8 target_ns_level;  /* 0: the initial user namespace */
-	__u32 _pad;
+	__u32 arg;             /* what the syscall asked for: CA_ARG_* (0: not classified) */
+};
+
+/*
+ * ca_check_key.arg: the syscall's request at the check, classified in the
+ * kernel from its arguments and the credential, so user space can tell a
+ * check that decides the outcome from one that does not (docs/rules.md).
+ * The family is in the top byte; the bits below mean what the family says.
+ */
+#define CA_ARG_FAMILY_SHIFT 24
+#define CA_ARG_FAMILY(arg) ((arg) >> CA_ARG_FAMILY_SHIFT)
+
+enum ca_arg_family {
+	CA_ARGF_NONE = 0,
+	CA_ARGF_SETID = 1,     /* setuid ... setfsgid, setgroups */
+	CA_ARGF_OPEN = 2,      /* open, openat, openat2, creat */
+	CA_ARGF_RW = 3,        /* read/write family on an open file */
+	CA_ARGF_CHMOD = 4,     /* chmod, fchmod, fchmodat, fchmodat2 */
+};
+
+enum ca_arg_bits {
+	/* setid: every id asked for is one the kernel's unprivileged path
+	 * accepts, and that path leaves the same credentials: the call would
+	 * succeed, with the same effect, without the capability. */
+	CA_ARG_SETID_HELD = 1 << 0,
+	/* open: O_WRONLY or O_RDWR; rw: a write. */
+	CA_ARG_WRITE = 1 << 0,
+	CA_ARG_CREAT = 1 << 1,     /* open: O_CREAT */
+	CA_ARG_TRUNC = 1 << 2,     /* open: O_TRUNC */
+	/* chmod: the new mode has S_ISGID / S_ISUID. */
+	CA_ARG_MODE_SETGID = 1 << 0,
+	CA_ARG_MODE_SETUID = 1 << 1,
+};
+
+/* A program asking the kernel which capabilities it holds. */
+enum ca_inspect_kind {
+	CA_INSPECT_CAPGET = 1,          /* capget of itself, with a data buffer */
+	CA_INSPECT_CAPGET_VERSION = 2,  /* capget with no data: only the ABI version */
+	CA_INSPECT_CAPGET_OTHER = 3,    /* capget of another process */
+	CA_INSPECT_BSET = 4,            /* prctl(PR_CAPBSET_READ) */
+	CA_INSPECT_AMBIENT = 5,         /* prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET) */
+};
+
+/* The inspections map's key: counted exactly per executable and kind. */
+struct ca_inspect_key {
+	union {
+		struct {
+			__u64 exe_dev; /* kernel encoding, as in ca_check_key */
+			__u64 exe_ino;
+		};
+		char comm[CA_COMM_LEN]; /* CA_FLAG_KTHREAD and CA_FLAG_NO_EXE only */
+	};
+	__u8 kind;             /* enum ca_inspect_kind */
+	__u8 flags;            /* enum ca_key_flags */
+	__u8 cap;              /* BSET, AMBIENT: the capability asked about (255: out of range) */
+	__u8 _pad0;
+	__u32 _pad1;
 };
 
 /* Origins are sampled, so a key may have several stacks; samples is how
@@ -131,7 +187,7 @@ enum ca_track_state {
  * value changes meaning without changing size, and whenever ca_exec_event
  * changes at all (the exec_events ring buffer is pinned too).
  */
-#define CA_LAYOUT_REVISION 1
+#define CA_LAYOUT_REVISION 2
 #define CA_LAYOUT_VERSION \
 	((__u32)((CA_LAYOUT_REVISION << 16) | sizeof(struct ca_check_key)))
 

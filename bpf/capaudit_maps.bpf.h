@@ -108,3 +108,12 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ca_pin_meta);
 } meta SEC(".maps");
+
+/* Self-inspection (capget, prctl capability queries), counted exactly per
+ * executable and kind: few programs ask, and rarely. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ca_inspect_key);
+	__type(value, __u64);
+} inspections SEC(".maps");

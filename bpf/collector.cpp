@@ -71,6 +71,7 @@ struct Loaded {
   std::vector<LinkPtr> task_links;
   std::vector<LinkPtr> site_links;
   std::vector<LinkPtr> final_links;
+  std::vector<LinkPtr> inspect_links;
   std::vector<std::string> sites_loaded;  // inline sites whose programs loaded
   bool guard_sites = false;               // cap_capable's program marks the site guard
   bool final_loaded = false;              // loaded with the final-verdict programs
@@ -112,7 +113,9 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   }
   if (l.failure.empty() && l.load_err && sel.task_programs) {
     // Exec events are a bonus: try the method alone.
-    const std::string tasks = section_names(task_programs(l.skel.get(), o, sel));
+    std::vector<bpf_program*> bonus = task_programs(l.skel.get(), o, sel);
+    for (bpf_program* p : inspect_programs(l.skel.get(), sel)) bonus.push_back(p);
+    const std::string tasks = section_names(bonus);
     const int with_tasks_err = l.load_err;
     sel.task_programs = false;
     l = open_configure_load(o, sel, pins);
@@ -228,6 +231,19 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
     }
     out.exec_events = !out.task_links.empty();
   }
+  // Self-inspection counts are not pinned with the cap_capable link: they
+  // stop with the process (what a program asks while the daemon is down is
+  // not seen).
+  for (bpf_program* p : inspect_programs(s, ProgramSelection{sel.method, sel.old_audit, tasks, {}})) {
+    LinkPtr l(bpf_program__attach(p));
+    if (!l) {
+      spdlog::warn("collector: self-inspection not counted ({} failed to attach: {})",
+                   bpf_program__section_name(p), errno_text(errno));
+      out.inspect_links.clear();
+      break;
+    }
+    out.inspect_links.push_back(std::move(l));
+  }
   if (sel.task_programs && !out.exec_events)
     spdlog::warn("collector: exec events unavailable ({}); executables are named from /proc only",
                  task_failure);
@@ -323,6 +339,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->site_links = std::move(loaded->site_links);
   impl->sites = loaded->sites_loaded;
   impl->final_links = std::move(loaded->final_links);
+  impl->inspect_links = std::move(loaded->inspect_links);
   impl->opts = opts;
   impl->method = chosen;
   impl->passed_over = std::move(passed);
@@ -362,6 +379,7 @@ void Collector::unpin() {
   impl_->cap_links.clear();
   impl_->site_links.clear();
   impl_->final_links.clear();
+  impl_->inspect_links.clear();
   impl_->task_links.clear();
   impl_->remove_pinned_state();
 }

@@ -63,6 +63,12 @@ struct OriginCount {
   uint64_t samples;
 };
 
+// A program asking what capabilities it holds (capget, prctl), per kind.
+struct InspectCount {
+  ca_inspect_key key;
+  uint64_t count;  // monotonic while the maps live
+};
+
 struct CollectorStats {
   uint64_t v[CA_STAT_MAX] = {};
   uint64_t operator[](ca_stat s) const { return v[s]; }
@@ -104,6 +110,7 @@ class Collector {
 
   std::vector<CheckCount> read_counts() const;
   std::vector<OriginCount> read_origins() const;
+  std::vector<InspectCount> read_inspections() const;
   // Raw kernel addresses of one stack, innermost first; empty if unknown.
   std::vector<uint64_t> read_stack(int32_t stack_id) const;
   CollectorStats stats() const;

@@ -27,6 +27,7 @@ struct Collector::Impl {
   std::vector<LinkPtr> site_links;
   std::vector<std::string> sites;
   std::vector<LinkPtr> final_links;
+  std::vector<LinkPtr> inspect_links;  // capget/prctl tracepoints: never pinned
   RingBufferPtr rb;
 
   CollectorOptions opts;

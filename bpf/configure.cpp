@@ -72,6 +72,11 @@ std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions&
   return {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit};
 }
 
+std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel) {
+  if (!sel.task_programs) return {};
+  return {s->progs.ca_tp_capget, s->progs.ca_tp_prctl};
+}
+
 std::string section_names(const std::vector<bpf_program*>& progs) {
   std::string out;
   for (bpf_program* p : progs) {
@@ -98,6 +103,9 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   for (bpf_program* p : {s->progs.ca_tp_exec, s->progs.ca_tp_fork, s->progs.ca_tp_exit})
     bpf_program__set_autoload(p, std::find(wanted_tasks.begin(), wanted_tasks.end(), p) !=
                                      wanted_tasks.end());
+  const auto wanted_inspect = inspect_programs(s, sel);
+  for (bpf_program* p : {s->progs.ca_tp_capget, s->progs.ca_tp_prctl})
+    bpf_program__set_autoload(p, !wanted_inspect.empty());
 
   // Settings the verifier prunes dead branches by.
   s->rodata->old_audit_arg = sel.old_audit;

@@ -51,6 +51,9 @@ std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m);
 // The task programs a selection loads: exec, plus fork/exit in profile mode.
 std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions& o,
                                         const ProgramSelection& sel);
+// The self-inspection programs (capget, prctl syscall tracepoints), loaded
+// with the task programs: like exec events, a bonus the method does without.
+std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").
 std::string section_names(const std::vector<bpf_program*>& progs);
 

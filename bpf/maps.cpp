@@ -47,6 +47,20 @@ std::vector<OriginCount> Collector::read_origins() const {
   return out;
 }
 
+std::vector<InspectCount> Collector::read_inspections() const {
+  std::vector<InspectCount> out;
+  const int fd = bpf_map__fd(impl_->skel->maps.inspections);
+  ca_inspect_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    uint64_t n = 0;
+    if (bpf_map_lookup_elem(fd, &next, &n) == 0) out.push_back({next, n});
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
 std::vector<uint64_t> Collector::read_stack(int32_t stack_id) const {
   if (stack_id < 0) return {};
   bpf_map* m = impl_->skel->maps.stacks;

@@ -23,8 +23,9 @@ namespace capaudit {
 // into them, so a restart reads on where the last run stopped. exec_events
 // too: execs made while the daemon is down wait there to name their
 // binaries (as many as its 256 KiB hold).
-inline constexpr const char* kPinnedMaps[] = {"counts",  "origins", "stacks",     "stats",
-                                              "tracked", "meta",    "exec_events"};
+// inspections: its counts and the drain state written from them stay in step.
+inline constexpr const char* kPinnedMaps[] = {"counts",  "origins", "stacks",      "stats",
+                                              "tracked", "meta",    "exec_events", "inspections"};
 // The link of the exec program (tp_btf/sched_process_exec).
 inline constexpr const char* kExecLinkPin = "link_exec";
 // The final-verdict links, in final_verdict_programs() order.

@@ -310,6 +310,7 @@ bool Daemon::drain_now(const char* why) {
   snap.counts = collector_->read_counts();
   snap.origins = collector_->read_origins();
   snap.stats = collector_->stats();
+  snap.inspections = collector_->read_inspections();
   auto read_stack = [this](int32_t id) { return collector_->read_stack(id); };
   DrainResult r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
   if (!r.ok && store_->damaged() && replace_damaged_store(r.error))

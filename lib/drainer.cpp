@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace capaudit {
@@ -49,6 +50,7 @@ CheckFields check_fields(const ca_check_key& k, bool profiled) {
   f.profiled = profiled;
   if (k.flags & CA_FLAG_FINAL_KNOWN)
     f.final_verdict = (k.flags & CA_FLAG_FINAL_DENIED) ? FinalVerdict::Denied : FinalVerdict::Granted;
+  f.arg = k.arg;
   return f;
 }
 
@@ -146,6 +148,47 @@ int64_t Drainer::stack_row(int32_t stack_id, const StackReader& read_stack) {
   return row;
 }
 
+bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::map<std::string, uint64_t>& pending,
+                                std::map<std::string, int>& deferred_now, DrainResult& res, std::string* err) {
+  for (const auto& c : snap.inspections) {
+    std::string k = key_bytes('i', &c.key, sizeof c.key);
+    uint64_t before = 0;
+    if (auto it = written_.find(k); it != written_.end()) before = it->second;
+    uint64_t delta = c.count >= before ? c.count - before : c.count;
+    if (delta == 0) continue;
+    // Named like a check of the same task: the key's identity part is the same.
+    ca_check_key as_check{};
+    std::memcpy(as_check.comm, c.key.comm, sizeof as_check.comm);
+    as_check.flags = c.key.flags;
+    Resolved r = resolve(as_check);
+    if (!r.ready) {
+      int waited = deferred_[k] + 1;
+      if (waited <= opts_.unresolved_grace_drains) {
+        deferred_now[k] = waited;
+        continue;
+      }
+    }
+    if (r.ignored) {
+      pending[k] = c.count;
+      continue;
+    }
+    int64_t bin = binary_row(r, now, err);
+    if (bin == 0) {
+      *err = "storing binary " + quote_for_display(r.key.path) + ": " + *err;
+      return false;
+    }
+    SelfInspectionRow row{bin, c.key.kind, c.key.cap, opts_.profiled, delta, now, now};
+    if (!store_->add_self_inspection(row) ||
+        (opts_.persist_drain_state && !store_->set_drain_state(k, c.count))) {
+      *err = store_->last_error();
+      return false;
+    }
+    pending[k] = c.count;
+    res.inspections_added += delta;
+  }
+  return true;
+}
+
 DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now) {
   DrainResult res;
   std::map<std::string, uint64_t> pending;  // drain_state updates, applied on commit
@@ -162,15 +205,14 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   };
   // Processes that started before the daemon, or whose exec event was
   // missed, are found in /proc: one scan per drain, only when needed.
-  for (const auto& c : snap.counts) {
-    auto it = written_.find(key_bytes('c', &c.key, sizeof c.key));
-    if (it != written_.end() && it->second == c.count) continue;
-    if (!(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) &&
-        !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino})) {
-      paths_.scan_proc();
-      break;
-    }
-  }
+  auto unnamed = [&](char kind, const auto& c) {
+    auto it = written_.find(key_bytes(kind, &c.key, sizeof c.key));
+    if (it != written_.end() && it->second == c.count) return false;
+    return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
+  };
+  if (std::any_of(snap.counts.begin(), snap.counts.end(), [&](const auto& c) { return unnamed('c', c); }) ||
+      std::any_of(snap.inspections.begin(), snap.inspections.end(), [&](const auto& c) { return unnamed('i', c); }))
+    paths_.scan_proc();
   if (!store_->begin(&res.error)) return fail(res.error);
 
   // Check rows by raw key, so origins can find the row of their check.
@@ -241,6 +283,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (opts_.persist_drain_state && !store_->set_drain_state(ok, o.samples)) return fail(store_->last_error());
     pending[ok] = o.samples;
   }
+
+  if (std::string err; !drain_inspections(snap, now, pending, deferred_now, res, &err)) return fail(err);
 
   for (int i = 0; i < CA_STAT_MAX; i++) {
     std::string name(kStatNames[i]);

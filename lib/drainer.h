@@ -22,6 +22,7 @@ struct KernelSnapshot {
   std::vector<CheckCount> counts;
   std::vector<OriginCount> origins;
   CollectorStats stats;
+  std::vector<InspectCount> inspections;
 };
 
 using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
@@ -47,6 +48,7 @@ struct DrainResult {
   size_t keys_written = 0;
   size_t keys_deferred = 0;  // waiting for a path
   size_t keys_ignored = 0;   // under ignore_paths
+  uint64_t inspections_added = 0;  // sum of self-inspection count deltas written
 };
 
 class Drainer {
@@ -77,6 +79,9 @@ class Drainer {
     bool stale = false;
   };
   Resolved resolve(const ca_check_key& k);
+  // Writes what is new of the self-inspection counts; false with *err.
+  bool drain_inspections(const KernelSnapshot& snap, int64_t now, std::map<std::string, uint64_t>& pending,
+                         std::map<std::string, int>& deferred_now, DrainResult& res, std::string* err);
   int64_t binary_row(const Resolved& r, int64_t now, std::string* err);
   int64_t stack_row(int32_t stack_id, const StackReader& read_stack);
 

@@ -12,11 +12,14 @@ void read_all(Store& store, std::vector<Observation>& out) {
   std::vector<BinaryRow> bins = store.binaries();
   std::vector<CheckRow> checks = store.all_checks();
   std::map<int64_t, std::vector<OriginRow>> origins = store.all_origins();
+  std::map<int64_t, std::vector<SelfInspectionRow>> inspections = store.all_self_inspections();
   std::unordered_map<int64_t, size_t> index;
   out.reserve(bins.size());
   for (BinaryRow& b : bins) {
     index.emplace(b.id, out.size());
-    out.emplace_back().binary = std::move(b);
+    Observation& o = out.emplace_back();
+    if (auto it = inspections.find(b.id); it != inspections.end()) o.self_inspections = std::move(it->second);
+    o.binary = std::move(b);
   }
   for (CheckRow& c : checks) {
     auto at = index.find(c.binary_id);
@@ -31,6 +34,7 @@ void read_path(Store& store, const std::string& path, std::vector<Observation>& 
   for (BinaryRow& b : store.binaries(path)) {
     Observation o;
     o.binary = std::move(b);
+    o.self_inspections = store.self_inspections(o.binary.id);
     for (CheckRow& c : store.checks(o.binary.id)) {
       if (store.read_failed()) return;
       ObservedCheck oc;

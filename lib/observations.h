@@ -18,6 +18,7 @@ struct ObservedCheck {
 struct Observation {
   BinaryRow binary;  // for `profile` without a database, ids are 0
   std::vector<ObservedCheck> checks;
+  std::vector<SelfInspectionRow> self_inspections;  // capget/prctl queries it made
 };
 
 // Every binary (or those at `path`) with its checks and origins; nullopt

@@ -150,6 +150,64 @@ DROP TABLE checks;
 ALTER TABLE checks_v3 RENAME TO checks;
 ALTER TABLE check_origins_v3 RENAME TO check_origins;
 )sql",
+    // 3 -> 4: checks.arg, the syscall's request at the check as the kernel
+    // side classified it, joins the UNIQUE key (a read and a write are two
+    // checks); both tables rebuilt as in 2 -> 3. And self-inspections: a
+    // program asking which capabilities it holds (capget, prctl).
+    R"sql(
+CREATE TABLE checks_v4(
+  id              INTEGER PRIMARY KEY,
+  binary_id       INTEGER NOT NULL REFERENCES binaries(id),
+  cap             INTEGER NOT NULL,
+  ret             INTEGER NOT NULL,
+  audit           INTEGER NOT NULL,
+  insetid         INTEGER NOT NULL,
+  uid             INTEGER NOT NULL,
+  euid            INTEGER NOT NULL,
+  syscall         INTEGER NOT NULL,
+  target_ns_inum  INTEGER NOT NULL,
+  target_ns_level INTEGER NOT NULL,
+  cred_ns_inum    INTEGER NOT NULL,
+  cgroup_id       INTEGER NOT NULL,
+  cap_effective   INTEGER NOT NULL,
+  profiled        INTEGER NOT NULL,
+  count           INTEGER NOT NULL,
+  first_seen      INTEGER NOT NULL,
+  last_seen       INTEGER NOT NULL,
+  final_verdict   INTEGER NOT NULL DEFAULT 0,
+  arg             INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict, arg)
+);
+INSERT INTO checks_v4(id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+                      target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count,
+                      first_seen, last_seen, final_verdict)
+  SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen,
+         final_verdict
+  FROM checks;
+CREATE TABLE check_origins_v4(
+  check_id  INTEGER NOT NULL REFERENCES checks_v4(id) ON DELETE CASCADE,
+  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
+  samples   INTEGER NOT NULL,
+  PRIMARY KEY(check_id, stack_id)
+) WITHOUT ROWID;
+INSERT INTO check_origins_v4(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
+DROP TABLE check_origins;
+DROP TABLE checks;
+ALTER TABLE checks_v4 RENAME TO checks;
+ALTER TABLE check_origins_v4 RENAME TO check_origins;
+CREATE TABLE self_inspections(
+  binary_id   INTEGER NOT NULL REFERENCES binaries(id) ON DELETE CASCADE,
+  kind        INTEGER NOT NULL,
+  cap         INTEGER NOT NULL,
+  profiled    INTEGER NOT NULL,
+  count       INTEGER NOT NULL,
+  first_seen  INTEGER NOT NULL,
+  last_seen   INTEGER NOT NULL,
+  PRIMARY KEY(binary_id, kind, cap, profiled)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -283,6 +341,11 @@ bool Store::exec(const char* sql, std::string* err) {
 bool Store::has_final_verdict() {
   if (!has_final_verdict_) has_final_verdict_ = schema_version() >= 3;
   return *has_final_verdict_;
+}
+
+bool Store::has_arg() {
+  if (!has_arg_) has_arg_ = schema_version() >= 4;
+  return *has_arg_;
 }
 
 int Store::schema_version() {

@@ -17,7 +17,7 @@
 
 namespace capaudit {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Audit flag as stored: 0 no, 1 yes, 2 unknown (NULL would break UNIQUE).
 enum class Audit : int { No = 0, Yes = 1, Unknown = 2 };
@@ -63,6 +63,7 @@ struct CheckFields {
   uint64_t cap_effective = 0;
   bool profiled = false;
   FinalVerdict final_verdict = FinalVerdict::Unknown;
+  uint32_t arg = 0;  // ca_check_key.arg: the syscall's request, classified (0: not)
   // commoncap granted it and an LSM denied it: the program ran without it.
   bool lsm_denied() const { return ret == 0 && final_verdict == FinalVerdict::Denied; }
   auto operator<=>(const CheckFields&) const = default;
@@ -119,6 +120,18 @@ struct OriginRow {
   uint64_t samples = 0;
 };
 
+// Times a binary asked the kernel what capabilities it holds (schema
+// version 3), per kind (ca_inspect_kind) and capability asked about.
+struct SelfInspectionRow {
+  int64_t binary_id = 0;
+  int kind = 0;
+  int cap = 0;
+  bool profiled = false;
+  uint64_t count = 0;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+};
+
 // A capability set `capaudit profile --minimize` verified by re-running a
 // command (schema version 2). The JSON texts are the profiler's to read.
 struct VerifiedSetRow {
@@ -172,6 +185,7 @@ class Store {
   // Stores a symbolised stack once (deduplicated by content), returns its id.
   int64_t put_stack(const std::vector<std::string>& frames, const std::string& origin);
   bool add_origin(int64_t check_id, int64_t stack_row, uint64_t samples);
+  bool add_self_inspection(const SelfInspectionRow& row);
   bool add_stat(const std::string& name, uint64_t delta);
   bool set_meta(const std::string& key, const std::string& value);
   std::optional<std::string> meta(const std::string& key);
@@ -202,6 +216,9 @@ class Store {
   // origins(), each distinct stack's frames parsed once.
   std::vector<CheckRow> all_checks();
   std::map<int64_t, std::vector<OriginRow>> all_origins();
+  // Every self-inspection row by binary (none before schema version 3).
+  std::map<int64_t, std::vector<SelfInspectionRow>> all_self_inspections();
+  std::vector<SelfInspectionRow> self_inspections(int64_t binary_id);
   std::map<std::string, uint64_t> stats();
   uint64_t total_count();
   // Verified sets recorded for `path`, newest first; none in a database
@@ -248,9 +265,12 @@ class Store {
   // The checks table has final_verdict (version 3+; a read-only open of an
   // older file is not migrated).
   bool has_final_verdict();
+  // checks.arg and self_inspections (version 4+).
+  bool has_arg();
 
   sqlite3* db_ = nullptr;
   std::optional<bool> has_final_verdict_;
+  std::optional<bool> has_arg_;
   std::string path_;
   std::string last_error_;
   int last_code_ = SQLITE_OK;  // SQLite's code of last_error_

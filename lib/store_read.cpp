@@ -14,13 +14,14 @@ namespace capaudit {
 
 namespace {
 
-// final_verdict last (column 18); a version 2 file read without migrating
-// has none: every check's final verdict is unknown there.
-std::string check_columns(bool final_verdict) {
+// final_verdict (column 18, version 3) and arg (column 19, version 4)
+// last; a file of an older version read without migrating has 0 there:
+// final verdicts unknown, requests not classified.
+std::string check_columns(bool final_verdict, bool arg) {
   return std::string("SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
                      "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, "
                      "last_seen, ") +
-         (final_verdict ? "final_verdict" : "0") + " FROM checks";
+         (final_verdict ? "final_verdict" : "0") + ", " + (arg ? "arg" : "0") + " FROM checks";
 }
 
 CheckRow read_check_row(const Query& q) {
@@ -46,6 +47,7 @@ CheckRow read_check_row(const Query& q) {
   c.count = q.u64(15);
   c.first_seen = q.i64(16);
   c.last_seen = q.i64(17);
+  c.f.arg = q.u32(19);
   return c;
 }
 
@@ -174,15 +176,15 @@ std::vector<CheckRow> Store::checks(int64_t binary_id) {
   // In the order of the UNIQUE index this search uses, so no sorter runs.
   const bool fv = has_final_verdict();
   Query q(*this,
-          check_columns(fv) +
+          check_columns(fv, has_arg()) +
               " WHERE binary_id = ?1 ORDER BY binary_id, cap, ret, audit, insetid, uid, euid, syscall, "
               "target_ns_inum, target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled" +
-              (fv ? ", final_verdict" : ""),
+              (fv ? ", final_verdict" : "") + (has_arg() ? ", arg" : ""),
           "read checks");
   q.bind(1, binary_id);
   while (q.next() && q.in_key_order({q.i64(2), q.i64(3), q.i64(4), q.i64(5), q.i64(6), q.i64(7), q.i64(8),
                                      q.i64(9), q.i64(10), q.i64(11), q.i64(12), q.i64(13), q.i64(14),
-                                     q.i64(18)}))
+                                     q.i64(18), q.i64(19)}))
     out.push_back(read_check_row(q));
   std::sort(out.begin(), out.end(), [](const CheckRow& a, const CheckRow& b) {
     return std::tie(a.f.cap, a.f.ret, a.id) < std::tie(b.f.cap, b.f.ret, b.id);
@@ -192,7 +194,7 @@ std::vector<CheckRow> Store::checks(int64_t binary_id) {
 
 std::vector<CheckRow> Store::all_checks() {
   std::vector<CheckRow> out;
-  Query q(*this, check_columns(has_final_verdict()), "read checks");
+  Query q(*this, check_columns(has_final_verdict(), has_arg()), "read checks");
   while (q.next() && q.in_key_order(q.i64(0))) out.push_back(read_check_row(q));
   // ORDER BY binary_id, cap, ret, id, done here: cheaper than SQLite's sorter.
   std::sort(out.begin(), out.end(), [](const CheckRow& a, const CheckRow& b) {
@@ -258,6 +260,45 @@ std::map<int64_t, std::vector<OriginRow>> Store::all_origins() {
     list->push_back(std::move(o));
   }
   if (list) order_origins(*list);
+  return out;
+}
+
+namespace {
+
+constexpr const char* kSelfInspectionColumns =
+    "SELECT binary_id, kind, cap, profiled, count, first_seen, last_seen FROM self_inspections";
+
+SelfInspectionRow read_self_inspection(const Query& q) {
+  SelfInspectionRow r;
+  r.binary_id = q.i64(0);
+  r.kind = q.i32(1);
+  r.cap = q.i32(2);
+  r.profiled = q.i32(3) != 0;
+  r.count = q.u64(4);
+  r.first_seen = q.i64(5);
+  r.last_seen = q.i64(6);
+  return r;
+}
+
+}  // namespace
+
+std::map<int64_t, std::vector<SelfInspectionRow>> Store::all_self_inspections() {
+  std::map<int64_t, std::vector<SelfInspectionRow>> out;
+  if (!has_arg()) return out;
+  // A WITHOUT ROWID table scans in primary key order, which is checked.
+  Query q(*this, kSelfInspectionColumns, "read self-inspections");
+  while (q.next() && q.in_key_order({q.i64(0), q.i64(1), q.i64(2), q.i64(3)}))
+    out[q.i64(0)].push_back(read_self_inspection(q));
+  return out;
+}
+
+std::vector<SelfInspectionRow> Store::self_inspections(int64_t binary_id) {
+  std::vector<SelfInspectionRow> out;
+  if (!has_arg()) return out;
+  Query q(*this, std::string(kSelfInspectionColumns) + " WHERE binary_id = ?1 ORDER BY binary_id, kind, cap, profiled",
+          "read self-inspections");
+  q.bind(1, binary_id);
+  while (q.next() && q.in_key_order({q.i64(1), q.i64(2), q.i64(3)})) out.push_back(read_self_inspection(q));
   return out;
 }
 

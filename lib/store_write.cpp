@@ -53,17 +53,28 @@ int64_t Store::add_check(int64_t binary_id, const CheckFields& f, uint64_t delta
   Query q(*this,
           "INSERT INTO checks(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
           "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict, count, first_seen, "
-          "last_seen) "
-          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?17, ?15, ?16, ?16) "
+          "last_seen, arg) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?17, ?15, ?16, ?16, ?18) "
           "ON CONFLICT(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum, "
-          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict) "
+          "target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict, arg) "
           "DO UPDATE SET count = count + ?15, last_seen = max(last_seen, ?16) RETURNING id",
           "add check");
   q.bind(1, binary_id).bind(2, f.cap).bind(3, f.ret).bind(4, static_cast<int>(f.audit)).bind(5, f.insetid);
   q.bind(6, f.uid).bind(7, f.euid).bind(8, f.syscall).bind(9, f.target_ns_inum).bind(10, f.target_ns_level);
   q.bind(11, f.cred_ns_inum).bind(12, f.cgroup_id).bind(13, f.cap_effective).bind(14, f.profiled);
-  q.bind(15, delta).bind(16, now).bind(17, static_cast<int>(f.final_verdict));
+  q.bind(15, delta).bind(16, now).bind(17, static_cast<int>(f.final_verdict)).bind(18, f.arg);
   return q.next() ? q.i64(0) : 0;
+}
+
+bool Store::add_self_inspection(const SelfInspectionRow& r) {
+  Query q(*this,
+          "INSERT INTO self_inspections(binary_id, kind, cap, profiled, count, first_seen, last_seen) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(binary_id, kind, cap, profiled) "
+          "DO UPDATE SET count = count + ?5, last_seen = max(last_seen, ?7)",
+          "add self-inspection");
+  q.bind(1, r.binary_id).bind(2, r.kind).bind(3, r.cap).bind(4, r.profiled).bind(5, r.count);
+  q.bind(6, r.first_seen).bind(7, r.last_seen);
+  return q.run();
 }
 
 int64_t Store::put_stack(const std::vector<std::string>& frames, const std::string& origin) {
@@ -123,13 +134,14 @@ int64_t Store::add_verified_set(const VerifiedSetRow& r) {
 
 bool Store::apply_retention(uint32_t days, int64_t now) {
   if (days == 0) return true;
-  {
-    Query q(*this, "DELETE FROM checks WHERE last_seen < ?1", "retention");
+  for (const char* sql : {"DELETE FROM checks WHERE last_seen < ?1", "DELETE FROM self_inspections WHERE last_seen < ?1"}) {
+    Query q(*this, sql, "retention");
     q.bind(1, now - static_cast<int64_t>(days) * 86400);
     if (!q.run()) return false;
   }
   return exec(
-      "DELETE FROM binaries WHERE id NOT IN (SELECT binary_id FROM checks);"
+      "DELETE FROM binaries WHERE id NOT IN (SELECT binary_id FROM checks) "
+      "AND id NOT IN (SELECT binary_id FROM self_inspections);"
       "DELETE FROM stacks WHERE id NOT IN (SELECT stack_id FROM check_origins);");
 }
 

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include "capaudit.h"
 #include "capnames.h"
 #include "text.h"
 
@@ -45,17 +46,17 @@ class RuleMatcher {
   explicit RuleMatcher(const Rules& rules) : rules_(rules) {}
 
   // Valid until the next call.
-  const std::vector<const Rule*>& match_all(int cap, const Site& s, bool insetid) {
-    if (!s.stack_id) return unkeyed_ = rules_.match_all(cap, s.origin, *s.frames, insetid);
-    auto [it, fresh] = all_.try_emplace(Key{cap, insetid, s.stack_id, s.origin});
-    if (fresh) it->second = rules_.match_all(cap, s.origin, *s.frames, insetid);
+  const std::vector<const Rule*>& match_all(int cap, const Site& s, bool insetid, const CallEvidence& call) {
+    if (!s.stack_id) return unkeyed_ = rules_.match_all(cap, s.origin, *s.frames, insetid, call);
+    auto [it, fresh] = all_.try_emplace(Key{cap, insetid, s.stack_id, s.origin, call});
+    if (fresh) it->second = rules_.match_all(cap, s.origin, *s.frames, insetid, call);
     return it->second;
   }
 
   // The alternative whose narrow capability `cap` is, matching at s.
   const Rule* narrow_of(int cap, const Site& s) {
     if (!s.stack_id) return find_narrow_of(cap, s);
-    auto [it, fresh] = narrow_.try_emplace(Key{cap, false, s.stack_id, s.origin});
+    auto [it, fresh] = narrow_.try_emplace(Key{cap, false, s.stack_id, s.origin, {}});
     if (fresh) it->second = find_narrow_of(cap, s);
     return it->second;
   }
@@ -66,6 +67,7 @@ class RuleMatcher {
     bool insetid;
     int64_t stack_id;
     std::string_view origin;  // the observations', which outlive the matcher
+    CallEvidence call;
     auto operator<=>(const Key&) const = default;
   };
   const Rule* find_narrow_of(int cap, const Site& s) const {
@@ -81,6 +83,8 @@ class RuleMatcher {
   std::map<Key, std::vector<const Rule*>> all_;
   std::map<Key, const Rule*> narrow_;
 };
+
+CallEvidence call_of(const CheckFields& f) { return {f.arg, f.syscall >= 0}; }
 
 bool syscall_compatible(int32_t a, int32_t b) { return a < 0 || b < 0 || a == b; }
 
@@ -168,7 +172,7 @@ class BinaryAnalyzer {
   SiteDecision decide_site(const RowState& r, const Site& s) {
     const CheckFields& f = r.check->row.f;
     SiteDecision d{s.origin, {}, nullptr, nullptr};
-    for (const Rule* rule : rules_.match_all(f.cap, s, f.insetid)) {
+    for (const Rule* rule : rules_.match_all(f.cap, s, f.insetid, call_of(f))) {
       if (rule->kind != RuleKind::Alternative) {
         d.rule = rule;
         break;
@@ -359,7 +363,7 @@ class BinaryAnalyzer {
     for (const Site& s : sites_of(*r.check)) {
       // A denied wide check is no pair's second half: its alternatives say nothing here.
       const Rule* rule = nullptr;
-      for (const Rule* m : rules_.match_all(f.cap, s, f.insetid)) {
+      for (const Rule* m : rules_.match_all(f.cap, s, f.insetid, call_of(f))) {
         if (m->kind != RuleKind::Alternative) {
           rule = m;
           break;
@@ -384,6 +388,52 @@ class BinaryAnalyzer {
   RuleMatcher& rules_;
   std::vector<RowState>& rows_;
 };
+
+// The PR_CAPBSET_READ calls libcap makes at start-up (its constructor finds
+// the highest capability the kernel knows by binary search over 0..64):
+// for each possible answer `last`, the capabilities it reads, in order.
+std::vector<int> libcap_probe(int last) {
+  std::vector<int> out;
+  int lo = 0, hi = 64;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    out.push_back(mid);
+    if (mid > last) hi = mid - 1;
+    else lo = mid + 1;
+  }
+  return out;
+}
+
+// Times the program asked what it holds, less what libcap asks by itself:
+// every program linked with libcap reads a few bounding-set bits at start-up,
+// which says nothing about the program. Version-only capget calls and
+// capget of another process do not count either.
+uint64_t count_self_inspections(const std::vector<const Observation*>& group) {
+  uint64_t n = 0;
+  std::map<int, uint64_t> bset;  // capability -> reads
+  for (const Observation* o : group) {
+    for (const SelfInspectionRow& r : o->self_inspections) {
+      if (r.kind == CA_INSPECT_CAPGET || r.kind == CA_INSPECT_AMBIENT) n += r.count;
+      if (r.kind == CA_INSPECT_BSET) bset[r.cap] += r.count;
+    }
+  }
+  // The answer whose probe explains the most reads, as many times as it ran.
+  uint64_t best_reads = 0, best_k = 0;
+  std::vector<int> best;
+  for (int last = 0; last < 64 && !bset.empty(); last++) {
+    std::vector<int> probe = libcap_probe(last);
+    uint64_t k = UINT64_MAX;
+    for (int c : probe) k = std::min(k, bset.count(c) ? bset[c] : 0);
+    if (k * probe.size() > best_reads) {
+      best_reads = k * probe.size();
+      best_k = k;
+      best = std::move(probe);
+    }
+  }
+  for (int c : best) bset[c] -= best_k;
+  for (const auto& [_, reads] : bset) n += reads;
+  return n;
+}
 
 std::string display_name_of(const BinaryRow& b) {
   if (!b.key.path.empty()) return b.key.path;
@@ -529,6 +579,12 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     bd.warnings.push_back("checks of " + std::to_string(group.size()) +
                           " versions of this file (it was replaced, e.g. by an upgrade) are merged; the newest "
                           "identity is shown");
+  }
+  bd.self_inspections = count_self_inspections(group);
+  if (bd.self_inspections > 0) {
+    bd.warnings.push_back("it asked the kernel which capabilities it holds (" + times(bd.self_inspections) +
+                          ": capget, prctl PR_CAPBSET_READ or PR_CAP_AMBIENT_IS_SET): it may need capabilities "
+                          "the kernel never checks; verify with capaudit profile --minimize");
   }
   if (b.path_stale) {
     bd.warnings.push_back("the file at this path is no longer the one that ran (deleted or replaced since)");

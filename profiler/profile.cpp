@@ -251,7 +251,8 @@ int cmd_profile(const ProfileArgs& a) {
   std::string kerr;
   std::optional<Kallsyms> syms = Kallsyms::load("/proc/kallsyms", &kerr);
   if (!syms) spdlog::warn("kernel stacks unsymbolised: {}", kerr);
-  KernelSnapshot snap{collector->read_counts(), collector->read_origins(), collector->stats()};
+  KernelSnapshot snap{collector->read_counts(), collector->read_origins(), collector->stats(),
+                      collector->read_inspections()};
   auto read_stack = [&](int32_t id) { return collector->read_stack(id); };
   for (Store* store : {run_store.get(), db_store.get()}) {
     if (!store) continue;

@@ -160,6 +160,12 @@ Entry decide(const BinaryDecision& b, const std::map<uint64_t, std::string>& ser
             "capaudit profile --user nobody --db DB -- " + shell_quote(b.path));
     return e;
   }
+  if (b.self_inspections > 0 && !b.verified_set()) {
+    // Such a program may refuse to start without a capability the kernel never checked.
+    comment("it asked the kernel which capabilities it holds: not narrowed without a set verified by "
+            "capaudit profile --minimize --db DB -- " + shell_quote(b.path));
+    return e;
+  }
   if (has_caps && !setuid_root) {
     for (int c : b.capabilities)
       if (std::find(now->file_caps.begin(), now->file_caps.end(), c) == now->file_caps.end()) {

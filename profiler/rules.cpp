@@ -1,5 +1,6 @@
 #include "rules.h"
 
+#include "capaudit.h"
 #include "capnames.h"
 #include "kallsyms.h"
 #include "rules_json.h"  // generated at configure time from profiler/rules.json
@@ -55,8 +56,18 @@ class FrameFunctions {
   bool done_ = false;
 };
 
-bool matches_with(const Rule& r, int cap, std::string_view origin, FrameFunctions& fns, bool insetid) {
+constexpr std::pair<ArgClass, std::string_view> kArgClasses[] = {
+    {ArgClass::SetidHeld, "setid_held"},   {ArgClass::SetidNotHeld, "setid_not_held"},
+    {ArgClass::Write, "write"},            {ArgClass::Read, "read"},
+    {ArgClass::ModeSetgid, "mode_setgid"}, {ArgClass::ModeNoSetgid, "mode_no_setgid"},
+    {ArgClass::Unknown, "unknown"},
+};
+
+bool matches_with(const Rule& r, int cap, std::string_view origin, FrameFunctions& fns, bool insetid,
+                  const CallEvidence& call) {
   if (!r.caps.empty() && std::find(r.caps.begin(), r.caps.end(), cap) == r.caps.end()) return false;
+  if (!r.arg.empty() && std::none_of(r.arg.begin(), r.arg.end(), [&](ArgClass c) { return arg_in_class(c, call); }))
+    return false;
   if (insetid && r.insetid) return true;
   if (!r.origins.empty() && !any_matches(r.origins, origin)) return false;
   if (r.via.empty()) return true;
@@ -75,7 +86,8 @@ class RuleParser {
   std::optional<Rule> parse(std::string* err) {
     if (!j_.is_object()) return fail(err, "", "a rule must be an object");
     static const std::set<std::string, std::less<>> kKeys = {
-        "name", "kind", "caps", "origins", "via", "narrow", "narrow_first", "keep_when_granted", "insetid", "reason"};
+        "name", "kind", "caps", "origins", "via", "narrow", "narrow_first", "keep_when_granted", "insetid", "arg",
+        "reason"};
     Rule r;
     if (!string_key("name", true, &r.name, err)) return std::nullopt;
     name_ = r.name;
@@ -99,6 +111,18 @@ class RuleParser {
     }
     if (!string_list("origins", &r.origins, err)) return std::nullopt;
     if (!string_list("via", &r.via, err)) return std::nullopt;
+    std::vector<std::string> arg_names;
+    if (!string_list("arg", &arg_names, err)) return std::nullopt;
+    if (j_.contains("arg") && arg_names.empty()) return fail(err, "arg", "must name at least one class");
+    for (const std::string& n : arg_names) {
+      auto c = arg_class_from_name(n);
+      if (!c) {
+        std::string known;
+        for (const auto& [_, name] : kArgClasses) known += (known.empty() ? "" : ", ") + std::string(name);
+        return fail(err, "arg", "unknown class '" + n + "' (" + known + ")");
+      }
+      r.arg.push_back(*c);
+    }
     if (!bool_key("narrow_first", &r.narrow_first, err)) return std::nullopt;
     if (!bool_key("keep_when_granted", &r.keep_when_granted, err)) return std::nullopt;
     if (!bool_key("insetid", &r.insetid, err)) return std::nullopt;
@@ -177,6 +201,33 @@ class RuleParser {
 
 }  // namespace
 
+std::optional<ArgClass> arg_class_from_name(std::string_view s) {
+  for (const auto& [c, name] : kArgClasses)
+    if (name == s) return c;
+  return std::nullopt;
+}
+
+std::string_view arg_class_name(ArgClass c) {
+  for (const auto& [k, name] : kArgClasses)
+    if (k == c) return name;
+  return "unknown";
+}
+
+bool arg_in_class(ArgClass c, const CallEvidence& e) {
+  const uint32_t family = CA_ARG_FAMILY(e.arg);
+  const bool io = family == CA_ARGF_OPEN || family == CA_ARGF_RW;
+  switch (c) {
+    case ArgClass::SetidHeld: return family == CA_ARGF_SETID && (e.arg & CA_ARG_SETID_HELD);
+    case ArgClass::SetidNotHeld: return family == CA_ARGF_SETID && !(e.arg & CA_ARG_SETID_HELD);
+    case ArgClass::Write: return io && (e.arg & CA_ARG_WRITE);
+    case ArgClass::Read: return io && !(e.arg & CA_ARG_WRITE);
+    case ArgClass::ModeSetgid: return family == CA_ARGF_CHMOD && (e.arg & CA_ARG_MODE_SETGID);
+    case ArgClass::ModeNoSetgid: return family == CA_ARGF_CHMOD && !(e.arg & CA_ARG_MODE_SETGID);
+    case ArgClass::Unknown: return family == CA_ARGF_NONE && !e.syscall_known;
+  }
+  return false;
+}
+
 std::string_view rule_kind_name(RuleKind k) {
   switch (k) {
     case RuleKind::Probe: return "probe";
@@ -230,26 +281,26 @@ const Rules& Rules::builtin() {
 }
 
 bool Rules::matches(const Rule& r, int cap, std::string_view origin, const std::vector<std::string>& frames,
-                    bool insetid) {
+                    bool insetid, const CallEvidence& call) {
   FrameFunctions fns(frames);
-  return matches_with(r, cap, origin, fns, insetid);
+  return matches_with(r, cap, origin, fns, insetid, call);
 }
 
 const Rule* Rules::match(int cap, std::string_view origin, const std::vector<std::string>& frames,
-                         bool insetid) const {
+                         bool insetid, const CallEvidence& call) const {
   FrameFunctions fns(frames);
   for (const Rule& r : rules_) {
-    if (matches_with(r, cap, origin, fns, insetid)) return &r;
+    if (matches_with(r, cap, origin, fns, insetid, call)) return &r;
   }
   return nullptr;
 }
 
 std::vector<const Rule*> Rules::match_all(int cap, std::string_view origin, const std::vector<std::string>& frames,
-                                          bool insetid) const {
+                                          bool insetid, const CallEvidence& call) const {
   FrameFunctions fns(frames);
   std::vector<const Rule*> out;
   for (const Rule& r : rules_) {
-    if (matches_with(r, cap, origin, fns, insetid)) out.push_back(&r);
+    if (matches_with(r, cap, origin, fns, insetid, call)) out.push_back(&r);
   }
   return out;
 }

@@ -1,6 +1,6 @@
-// capaudit profile --minimize end to end: a trace cannot tell setuid(getuid())
-// from setuid(1), nor a capability a program uses only when it has it; runs
-// without each capability can.
+// capaudit profile --minimize end to end: a trace cannot tell a capability a
+// program uses only when it has it from one it needs; runs without each
+// capability can.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,6 +66,8 @@ std::string copy_file(const std::string& from, const std::string& to, mode_t mod
   return to;
 }
 
+// The plain run already tells setuid(getuid()) apart (the ids asked for are
+// the task's own: docs/rules.md, setid_same_id); minimizing keeps that.
 TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
@@ -76,12 +78,9 @@ TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ(caps_of(*b), std::vector<std::string>{}) << b->dump(2);
   EXPECT_TRUE((*b)["setcap"].is_null());
-  EXPECT_EQ((*b)["source"], "verified");
-  EXPECT_EQ(verdict(*b, "cap_setuid"), "dropped") << b->dump(2);
-  EXPECT_EQ((*b)["verification"]["observed"], nlohmann::json::array({"cap_setuid"}));
-  EXPECT_TRUE((*b)["verification"]["baseline_ok"].get<bool>());
-  EXPECT_EQ((*b)["verification"]["runs"], 2);  // the baseline, then one without cap_setuid
-  expect_check_lines(*b, "cap_setuid", "dropped", false);
+  EXPECT_NE(verdict(*b, "cap_setuid"), "needed") << b->dump(2);
+  for (auto& c : (*b)["checks"])
+    if (c["capability"] == "cap_setuid") EXPECT_FALSE(c["required"].get<bool>()) << c.dump(2);
 }
 
 TEST(Minimize, SetuidToOtherUidKeepsCapSetuid) {
@@ -131,15 +130,16 @@ TEST(Minimize, CompareOutputKeepsCapabilityThatChangesOutput) {
 TEST(Minimize, RunBudgetLeavesCapabilitiesUnverified) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
-  std::string wl = workload("setuid_self");
-  ProfileRun m = minimize(dir, {wl}, {"--max-runs", "1"});
+  std::string wl = workload("read_if_possible");
+  ProfileRun m = minimize(dir, {wl, secret_file(dir)}, {"--max-runs", "1"});
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
   const nlohmann::json* b = find_binary(m.report, real_path(wl));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_EQ((*b)["verification"]["runs"], 1);
-  EXPECT_EQ(verdict(*b, "cap_setuid"), "unverified") << b->dump(2);
-  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});  // kept: no run showed otherwise
-  expect_check_lines(*b, "cap_setuid", "unverified", true);
+  EXPECT_EQ(verdict(*b, "cap_dac_read_search"), "unverified") << b->dump(2);
+  // Kept: no run showed otherwise.
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_dac_read_search"});
+  expect_check_lines(*b, "cap_dac_read_search", "unverified", true);
 }
 
 TEST(Minimize, CommandThatChangesBetweenRunsIsNotVerified) {
@@ -165,9 +165,10 @@ TEST(Minimize, RecommendPrefersTheVerifiedSet) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string db = dir.file("v.db");
-  std::string self = workload("setuid_self"), other = workload("setuid_other");
+  // self: a capability the plain run keeps and the runs drop.
+  std::string self = workload("read_if_possible"), other = workload("setuid_other");
   auto r = run({capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--db", db, "--output",
-                dir.file("a.txt"), "--", self});
+                dir.file("a.txt"), "--", self, secret_file(dir)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Observed only: cap_setuid stays, unverified.
   r = run({capaudit_bin(), "profile", "--user", "nobody", "--db", db, "--output", dir.file("b.txt"), "--", other});
@@ -194,7 +195,7 @@ TEST(Minimize, RecommendPrefersTheVerifiedSet) {
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
   auto rj = nlohmann::json::parse(rep.out, nullptr, false);
   ASSERT_TRUE(find_binary(rj, real_path(self))) << rep.out;
-  EXPECT_EQ(caps_of(*find_binary(rj, real_path(self))), std::vector<std::string>{"cap_setuid"});
+  EXPECT_EQ(caps_of(*find_binary(rj, real_path(self))), std::vector<std::string>{"cap_dac_read_search"});
 }
 
 TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
@@ -202,15 +203,15 @@ TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
   TempDir dir;
   std::string db = dir.file("v.db");
   // A copy that is then changed: the verified set no longer describes it.
-  std::string copy = dir.file("setuid_self");
+  std::string copy = dir.file("read_if_possible");
   {
-    std::ifstream in(workload("setuid_self"), std::ios::binary);
+    std::ifstream in(workload("read_if_possible"), std::ios::binary);
     std::ofstream out(copy, std::ios::binary);
     out << in.rdbuf();
   }
   ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
   auto r = run({capaudit_bin(), "profile", "--user", "nobody", "--minimize", "--db", db, "--output",
-                dir.file("a.txt"), "--", copy});
+                dir.file("a.txt"), "--", copy, secret_file(dir)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ofstream(copy, std::ios::app) << "changed";
   auto rec = run({capaudit_bin(), "recommend", "--db", db, "--binary", copy, "--format", "json"});
@@ -219,7 +220,7 @@ TEST(Minimize, VerifiedSetOfOtherFileContentsIsNotUsed) {
   const nlohmann::json* b = find_binary(j, real_path(copy));
   ASSERT_TRUE(b) << rec.out;
   EXPECT_EQ((*b)["source"], "observed");
-  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_dac_read_search"});
   EXPECT_NE((*b)["warnings"].dump().find("SHA-256 differs"), std::string::npos) << b->dump(2);
 }
 

@@ -78,13 +78,13 @@ TEST(Profile, ReadingRootOnlyFileNeedsDacReadSearchNotOverride) {
   check_workload(dir, {workload("read_file"), secret}, {"cap_dac_read_search"});
 }
 
-TEST(Profile, ChmodOfAnotherUsersFileNeedsFownerOnly) {
+TEST(Profile, ChmodSetgidOfAnotherUsersFileNeedsFownerAndFsetid) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string target = dir.file("theirs");
   std::ofstream(target) << "x\n";
   ASSERT_EQ(chown(target.c_str(), 1, 1), 0);  // daemon:daemon, not nobody
-  check_workload(dir, {workload("chmod_file"), target}, {"cap_fowner"});
+  check_workload(dir, {workload("chmod_file"), target}, {"cap_fowner", "cap_fsetid"});
 }
 
 TEST(Profile, SethostnameInOwnUserNamespaceNeedsNothing) {

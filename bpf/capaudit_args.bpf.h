@@ -1,0 +1,312 @@
+/* The syscall's request at a check (ca_check_key.arg) and the programs that
+ * count self-inspection (capget, prctl capability queries). Included by
+ * capaudit.bpf.c alone, after its maps and settings. What each class means
+ * and the kernel code it rests on: docs/rules.md. */
+#pragma once
+
+/* Syscall numbers of the families classified; other ABIs (ia32, x32) are
+ * left unclassified (arg 0). */
+#if defined(__TARGET_ARCH_x86)
+#define CA_NR_read 0
+#define CA_NR_write 1
+#define CA_NR_open 2
+#define CA_NR_pread64 17
+#define CA_NR_pwrite64 18
+#define CA_NR_readv 19
+#define CA_NR_writev 20
+#define CA_NR_creat 85
+#define CA_NR_chmod 90
+#define CA_NR_fchmod 91
+#define CA_NR_setuid 105
+#define CA_NR_setgid 106
+#define CA_NR_setreuid 113
+#define CA_NR_setregid 114
+#define CA_NR_setgroups 116
+#define CA_NR_setresuid 117
+#define CA_NR_setresgid 119
+#define CA_NR_setfsuid 122
+#define CA_NR_setfsgid 123
+#define CA_NR_openat 257
+#define CA_NR_fchmodat 268
+#define CA_NR_preadv 295
+#define CA_NR_pwritev 296
+#define CA_NR_preadv2 327
+#define CA_NR_pwritev2 328
+#elif defined(__TARGET_ARCH_arm64)
+#define CA_NR_read 63
+#define CA_NR_write 64
+#define CA_NR_open -2
+#define CA_NR_pread64 67
+#define CA_NR_pwrite64 68
+#define CA_NR_readv 65
+#define CA_NR_writev 66
+#define CA_NR_creat -3
+#define CA_NR_chmod -4
+#define CA_NR_fchmod 52
+#define CA_NR_setuid 146
+#define CA_NR_setgid 144
+#define CA_NR_setreuid 145
+#define CA_NR_setregid 143
+#define CA_NR_setgroups 159
+#define CA_NR_setresuid 147
+#define CA_NR_setresgid 149
+#define CA_NR_setfsuid 151
+#define CA_NR_setfsgid 152
+#define CA_NR_openat 56
+#define CA_NR_fchmodat 53
+#define CA_NR_preadv 69
+#define CA_NR_pwritev 70
+#define CA_NR_preadv2 286
+#define CA_NR_pwritev2 287
+#endif
+#define CA_NR_openat2 437
+#define CA_NR_fchmodat2 452
+
+#define CA_O_ACCMODE 3
+#define CA_O_CREAT 0100
+#define CA_O_TRUNC 01000
+#define CA_S_ISUID 04000
+#define CA_S_ISGID 02000
+#define CA_TS_COMPAT 0x0002
+#define CA_PR_CAPBSET_READ 23
+#define CA_PR_CAP_AMBIENT 47
+#define CA_PR_CAP_AMBIENT_IS_SET 1
+
+static __always_inline __u32 ca_family(__u32 f, __u32 bits)
+{
+	return (f << CA_ARG_FAMILY_SHIFT) | bits;
+}
+
+/* A requested id (-1: unchanged) is one of the task's. */
+#define CA_ID_IN2(x, a, b) ((x) == (__u32)-1 || (x) == (a) || (x) == (b))
+#define CA_ID_IN3(x, a, b, c) (CA_ID_IN2(x, a, b) || (x) == (c))
+
+/*
+ * The unprivileged paths of kernel/sys.c, per call: HELD when they accept
+ * every id asked for with the credentials the privileged path would make.
+ * setuid/setgid with the capability also set the real and saved ids, so
+ * without it the result is the same only when those already are the id.
+ * setgroups has no unprivileged path (may_setgroups): never HELD.
+ */
+static __always_inline __u32 classify_setid(struct pt_regs *regs, int nr, const struct cred *cred)
+{
+	__u32 a = PT_REGS_PARM1_CORE_SYSCALL(regs), b = PT_REGS_PARM2_CORE_SYSCALL(regs),
+	      c = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	bool gid = nr == CA_NR_setgid || nr == CA_NR_setregid || nr == CA_NR_setresgid ||
+		   nr == CA_NR_setfsgid;
+	__u32 r = gid ? BPF_CORE_READ(cred, gid.val) : BPF_CORE_READ(cred, uid.val);
+	__u32 e = gid ? BPF_CORE_READ(cred, egid.val) : BPF_CORE_READ(cred, euid.val);
+	__u32 s = gid ? BPF_CORE_READ(cred, sgid.val) : BPF_CORE_READ(cred, suid.val);
+	__u32 fs = gid ? BPF_CORE_READ(cred, fsgid.val) : BPF_CORE_READ(cred, fsuid.val);
+	bool held = false;
+
+	if (nr == CA_NR_setuid || nr == CA_NR_setgid)
+		held = a != (__u32)-1 && a == r && a == s;
+	else if (nr == CA_NR_setreuid || nr == CA_NR_setregid)
+		held = CA_ID_IN2(a, r, e) && CA_ID_IN3(b, r, e, s);
+	else if (nr == CA_NR_setresuid || nr == CA_NR_setresgid)
+		held = CA_ID_IN3(a, r, e, s) && CA_ID_IN3(b, r, e, s) && CA_ID_IN3(c, r, e, s);
+	else if (nr == CA_NR_setfsuid || nr == CA_NR_setfsgid)
+		held = a != (__u32)-1 && (CA_ID_IN3(a, r, e, s) || a == fs);
+	return ca_family(CA_ARGF_SETID, held ? CA_ARG_SETID_HELD : 0);
+}
+
+static __always_inline __u32 open_bits(__u64 flags)
+{
+	return ((flags & CA_O_ACCMODE) ? CA_ARG_WRITE : 0) | ((flags & CA_O_CREAT) ? CA_ARG_CREAT : 0) |
+	       ((flags & CA_O_TRUNC) ? CA_ARG_TRUNC : 0);
+}
+
+static __always_inline __u32 mode_bits(__u32 mode)
+{
+	return ((mode & CA_S_ISGID) ? CA_ARG_MODE_SETGID : 0) |
+	       ((mode & CA_S_ISUID) ? CA_ARG_MODE_SETUID : 0);
+}
+
+/* The task runs a syscall of another ABI (ia32): its numbers mean other calls. */
+static __always_inline bool compat_syscall(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (bpf_core_field_exists(task->thread_info.status))
+		return BPF_CORE_READ(task, thread_info.status) & CA_TS_COMPAT;
+#endif
+	return false;
+}
+
+/* ca_check_key.arg for a check made inside syscall nr; 0 when not one of
+ * the families (or its arguments could not be read). A handful of compares
+ * on every check; the argument reads only in the syscalls classified. */
+static __always_inline __u32 classify_args(struct task_struct *task, struct pt_regs *regs, int nr,
+					   const struct cred *cred)
+{
+	switch (nr) {
+	case CA_NR_setuid:
+	case CA_NR_setgid:
+	case CA_NR_setreuid:
+	case CA_NR_setregid:
+	case CA_NR_setresuid:
+	case CA_NR_setresgid:
+	case CA_NR_setfsuid:
+	case CA_NR_setfsgid:
+	case CA_NR_setgroups:
+		break;
+	case CA_NR_open:
+	case CA_NR_openat:
+	case CA_NR_openat2:
+	case CA_NR_creat:
+	case CA_NR_read:
+	case CA_NR_pread64:
+	case CA_NR_readv:
+	case CA_NR_preadv:
+	case CA_NR_preadv2:
+	case CA_NR_write:
+	case CA_NR_pwrite64:
+	case CA_NR_writev:
+	case CA_NR_pwritev:
+	case CA_NR_pwritev2:
+	case CA_NR_chmod:
+	case CA_NR_fchmod:
+	case CA_NR_fchmodat:
+	case CA_NR_fchmodat2:
+		break;
+	default:
+		return 0;
+	}
+	if (compat_syscall(task))
+		return 0;
+	switch (nr) {
+	case CA_NR_setgroups:
+		return ca_family(CA_ARGF_SETID, 0);
+	case CA_NR_setuid:
+	case CA_NR_setgid:
+	case CA_NR_setreuid:
+	case CA_NR_setregid:
+	case CA_NR_setresuid:
+	case CA_NR_setresgid:
+	case CA_NR_setfsuid:
+	case CA_NR_setfsgid:
+		return classify_setid(regs, nr, cred);
+	case CA_NR_open:
+		return ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
+	case CA_NR_openat:
+		return ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
+	case CA_NR_creat:
+		return ca_family(CA_ARGF_OPEN, CA_ARG_WRITE | CA_ARG_CREAT | CA_ARG_TRUNC);
+	case CA_NR_openat2: {
+		struct open_how how;
+
+		/* Non-sleepable: a paged-out struct leaves the check unclassified. */
+		if (bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_CORE_SYSCALL(regs)))
+			return 0;
+		return ca_family(CA_ARGF_OPEN, open_bits(how.flags));
+	}
+	case CA_NR_write:
+	case CA_NR_pwrite64:
+	case CA_NR_writev:
+	case CA_NR_pwritev:
+	case CA_NR_pwritev2:
+		return ca_family(CA_ARGF_RW, CA_ARG_WRITE);
+	case CA_NR_read:
+	case CA_NR_pread64:
+	case CA_NR_readv:
+	case CA_NR_preadv:
+	case CA_NR_preadv2:
+		return ca_family(CA_ARGF_RW, 0);
+	case CA_NR_chmod:
+	case CA_NR_fchmod:
+		return ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
+	case CA_NR_fchmodat:
+	case CA_NR_fchmodat2:
+		return ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
+	}
+	return 0;
+}
+
+/* ---- self-inspection ---------------------------------------------------- */
+
+static __always_inline bool inspect_wanted(__u32 tgid)
+{
+	if (only_tgid && tgid != only_tgid)
+		return false;
+	if (follow_tracked) {
+		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
+
+		if (!state || *state != CA_TRACK_ON)
+			return false;
+	}
+	return true;
+}
+
+static __always_inline void count_inspection(__u8 kind, unsigned long cap)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct ca_inspect_key k;
+	struct inode *inode = NULL;
+	struct mm_struct *mm;
+	bool is_new;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.kind = kind;
+	/* libcap's start-up probe of the highest capability reads numbers up
+	 * to 64: kept apart so user space can tell it from a real question. */
+	k.cap = cap < 255 ? cap : 255;
+	mm = BPF_CORE_READ(task, mm);
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
+		k.flags = CA_FLAG_KTHREAD;
+	else if (mm)
+		inode = BPF_CORE_READ(mm, exe_file, f_inode);
+	if (inode) {
+		k.exe_ino = BPF_CORE_READ(inode, i_ino);
+		k.exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	} else {
+		k.flags |= k.flags ? 0 : CA_FLAG_NO_EXE;
+		bpf_get_current_comm(k.comm, sizeof(k.comm));
+	}
+	if (!map_count(&inspections, &k, &is_new, false))
+		stat_inc(CA_STAT_COUNT_DROPS);
+}
+
+/* capget(header, data): header->pid 0 or the caller is itself. */
+SEC("tracepoint/syscalls/sys_enter_capget")
+int ca_tp_capget(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct __user_cap_header_struct hdr = {};
+	__u8 kind = CA_INSPECT_CAPGET;
+
+	unsigned long header = ctx->args[0], data = ctx->args[1];
+
+	barrier_var(data);
+	if (!inspect_wanted(pid_tgid >> 32))
+		return 0;
+	bpf_probe_read_user(&hdr, sizeof(hdr), (void *)header);
+	if (!data)
+		kind = CA_INSPECT_CAPGET_VERSION;
+	else if (hdr.pid && hdr.pid != (int)(__u32)pid_tgid && hdr.pid != (int)(pid_tgid >> 32))
+		kind = CA_INSPECT_CAPGET_OTHER;
+	count_inspection(kind, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int ca_tp_prctl(struct trace_event_raw_sys_enter *ctx)
+{
+	/* All three read first, at fixed offsets: the verifier refuses a load
+	 * through a context pointer the compiler moved. */
+	long option = ctx->args[0];
+	unsigned long arg2 = ctx->args[1], arg3 = ctx->args[2];
+	unsigned long cap = arg2;
+	__u8 kind;
+
+	barrier_var(arg3);
+	if (option == CA_PR_CAPBSET_READ)
+		kind = CA_INSPECT_BSET;
+	else if (option == CA_PR_CAP_AMBIENT && arg2 == CA_PR_CAP_AMBIENT_IS_SET)
+		kind = CA_INSPECT_AMBIENT, cap = arg3;
+	else
+		return 0;
+	if (!inspect_wanted(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	count_inspection(kind, cap);
+	return 0;
+}
