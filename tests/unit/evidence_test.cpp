@@ -201,7 +201,7 @@ TEST(SelfInspection, CountedWarnedAndLibcapStartupProbeDiscounted) {
 
 // ---- the store -----------------------------------------------------------------
 
-TEST(StoreV3, ArgIsPartOfTheCheckKeyAndSelfInspectionsAccumulate) {
+TEST(StoreV4, ArgIsPartOfTheCheckKeyAndSelfInspectionsAccumulate) {
   test::TempDir dir;
   std::string err;
   auto s = Store::open(dir.file("a.db"), &err);
@@ -244,36 +244,37 @@ TEST(StoreV3, ArgIsPartOfTheCheckKeyAndSelfInspectionsAccumulate) {
 
 int exec_sql(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
 
-// A version 2 database as released: checks without arg, its UNIQUE key
+// A version 3 database as released: checks without arg, its UNIQUE key
 // without it, no self_inspections.
-void downgrade_to_v2(const std::string& path) {
+void downgrade_to_v3(const std::string& path) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* sql = R"sql(
 PRAGMA foreign_keys=OFF;
 BEGIN;
 DROP TABLE self_inspections;
-CREATE TABLE checks_v2(
+CREATE TABLE checks_v3(
   id INTEGER PRIMARY KEY, binary_id INTEGER NOT NULL REFERENCES binaries(id), cap INTEGER NOT NULL,
   ret INTEGER NOT NULL, audit INTEGER NOT NULL, insetid INTEGER NOT NULL, uid INTEGER NOT NULL,
   euid INTEGER NOT NULL, syscall INTEGER NOT NULL, target_ns_inum INTEGER NOT NULL,
   target_ns_level INTEGER NOT NULL, cred_ns_inum INTEGER NOT NULL, cgroup_id INTEGER NOT NULL,
   cap_effective INTEGER NOT NULL, profiled INTEGER NOT NULL, count INTEGER NOT NULL,
-  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, final_verdict INTEGER NOT NULL DEFAULT 0,
   UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled));
-INSERT INTO checks_v2 SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-  target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen FROM checks;
+         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict));
+INSERT INTO checks_v3 SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
+  target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen,
+  final_verdict FROM checks;
 DROP TABLE checks;
-ALTER TABLE checks_v2 RENAME TO checks;
-PRAGMA user_version=2;
+ALTER TABLE checks_v3 RENAME TO checks;
+PRAGMA user_version=3;
 COMMIT;
 )sql";
   EXPECT_EQ(exec_sql(db, sql), SQLITE_OK) << sqlite3_errmsg(db);
   sqlite3_close(db);
 }
 
-TEST(StoreV3, MigratesAVersion2DatabaseKeepingChecksAndTheirOrigins) {
+TEST(StoreV4, MigratesAVersion3DatabaseKeepingChecksAndTheirOrigins) {
   test::TempDir dir;
   std::string err;
   const std::string path = dir.file("old.db");
@@ -281,6 +282,7 @@ TEST(StoreV3, MigratesAVersion2DatabaseKeepingChecksAndTheirOrigins) {
   CheckFields f;
   f.cap = CAP_SETUID;
   f.syscall = SYS_setuid;
+  f.final_verdict = FinalVerdict::Granted;
   {
     auto s = Store::open(path, &err);
     ASSERT_TRUE(s) << err;
@@ -291,12 +293,12 @@ TEST(StoreV3, MigratesAVersion2DatabaseKeepingChecksAndTheirOrigins) {
     ASSERT_TRUE(s->add_origin(c, st, 2));
     ASSERT_TRUE(s->commit(&err)) << err;
   }
-  downgrade_to_v2(path);
+  downgrade_to_v3(path);
   {
     // Read-only, as recommend reads an old database: no arg column, read as 0.
     auto ro = Store::open(path, &err, true);
     ASSERT_TRUE(ro) << err;
-    EXPECT_EQ(ro->schema_version(), 2);
+    EXPECT_EQ(ro->schema_version(), 3);
     auto checks = ro->checks(b);
     ASSERT_EQ(checks.size(), 1u);
     EXPECT_EQ(checks[0].f.arg, 0u);
@@ -305,13 +307,14 @@ TEST(StoreV3, MigratesAVersion2DatabaseKeepingChecksAndTheirOrigins) {
   }
   auto s = Store::open(path, &err);
   ASSERT_TRUE(s) << err;
-  EXPECT_EQ(s->schema_version(), 3);
+  EXPECT_EQ(s->schema_version(), 4);
   EXPECT_TRUE(s->check_integrity(&err)) << err;
   auto checks = s->checks(b);
   ASSERT_EQ(checks.size(), 1u);
   EXPECT_EQ(checks[0].id, c);
   EXPECT_EQ(checks[0].count, 4u);
   EXPECT_EQ(checks[0].f.arg, 0u);
+  EXPECT_EQ(checks[0].f.final_verdict, FinalVerdict::Granted);
   auto origins = s->origins(c);
   ASSERT_EQ(origins.size(), 1u);
   EXPECT_EQ(origins[0].samples, 2u);

@@ -81,6 +81,7 @@ TEST(FinalVerdict, MigrationFromVersion2KeepsChecksAndOrigins) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* downgrade = R"sql(
 PRAGMA foreign_keys=OFF;
+DROP TABLE self_inspections;
 CREATE TABLE old_checks AS SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
   target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen FROM checks;
 DROP TABLE checks;
