@@ -220,8 +220,8 @@ void write_binary(JsonWriter& w, const BinaryDecision& b) {
   w.field("last_seen", last);
   w.field("path", b.path);
   w.field("profiled", b.profiled);
-  w.field("self_inspections", b.self_inspections);
   w.field("seen_non_root_euid", b.seen_non_root_euid);
+  w.field("self_inspections", b.self_inspections);
   const std::string setcap = setcap_text(b.capabilities);
   w.key("setcap");
   if (setcap.empty()) w.value(nullptr);
