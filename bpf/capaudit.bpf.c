@@ -595,6 +595,8 @@ int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	return 0;
 }
 
+#include "capaudit_cgroups.bpf.h"
+
 /* Loaded only in follow_tracked mode: children of tracked processes are
  * tracked too. */
 SEC("tp_btf/sched_process_fork")

@@ -162,6 +162,18 @@ struct ca_exec_event {
 	char dpath[CA_PATH_LEN];    /* absolute path rebuilt from dentries; "" if unknown */
 };
 
+/* A cgroup2 directory was made (issue 12): its id, as
+ * bpf_get_current_cgroup_id() gives it, and its path from the root of the
+ * hierarchy. Not pinned: a restarted daemon names what exists from the
+ * cgroup2 mount instead. */
+struct ca_cgroup_event {
+	__u64 id;
+	__u64 ktime_ns;
+	__u32 level;
+	__u32 _pad;
+	char path[CA_PATH_LEN];
+};
+
 /* Only in trace mode (rodata stream_checks): one event per check. */
 struct ca_check_event {
 	struct ca_check_key key;

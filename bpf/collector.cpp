@@ -75,6 +75,8 @@ struct Loaded {
   std::vector<std::string> sites_loaded;  // inline sites whose programs loaded
   bool guard_sites = false;               // cap_capable's program marks the site guard
   bool final_loaded = false;              // loaded with the final-verdict programs
+  std::vector<LinkPtr> cgroup_links;
+  bool cgroup_names = false;              // tp_btf/cgroup_mkdir loaded
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -111,6 +113,17 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
     if (l.failure.empty() && !l.load_err)
       *site_failure = fmt::format("{} failed to load: {}", sites, errno_text(with_sites_err));
   }
+  if (l.failure.empty() && l.load_err && sel.cgroup_names) {
+    // Naming cgroups as they are made is a bonus too: existing ones are
+    // found on the cgroup2 mount.
+    const int with_cgroups_err = l.load_err;
+    sel.cgroup_names = false;
+    l = open_configure_load(o, sel, pins);
+    if (l.failure.empty() && !l.load_err)
+      spdlog::warn("collector: tp_btf/cgroup_mkdir failed to load ({}): a cgroup gone before the next "
+                   "drain is not named",
+                   errno_text(with_cgroups_err));
+  }
   if (l.failure.empty() && l.load_err && sel.task_programs) {
     // Exec events are a bonus: try the method alone.
     std::vector<bpf_program*> bonus = task_programs(l.skel.get(), o, sel);
@@ -133,6 +146,7 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   out->sites_loaded = sel.inline_sites;
   out->guard_sites = !sel.inline_sites.empty();
   out->final_loaded = sel.final_verdict;
+  out->cgroup_names = sel.cgroup_names;
   return {std::move(out), {}};
 }
 
@@ -244,6 +258,15 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
     }
     out.inspect_links.push_back(std::move(l));
   }
+  for (bpf_program* p : out.cgroup_names ? cgroup_programs(s, sel) : std::vector<bpf_program*>{}) {
+    LinkPtr l(bpf_program__attach(p));
+    if (!l) {
+      spdlog::warn("collector: {} failed to attach ({}): a cgroup gone before the next drain is not named",
+                   bpf_program__section_name(p), errno_text(errno));
+      continue;
+    }
+    out.cgroup_links.push_back(std::move(l));
+  }
   if (sel.task_programs && !out.exec_events)
     spdlog::warn("collector: exec events unavailable ({}); executables are named from /proc only",
                  task_failure);
@@ -310,7 +333,8 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
     // security_capable's verdict needs fexit; with kprobe forced fexit may
     // work too, but the method's own answer is what the contract promises.
     const bool final_verdict = m == AttachMethod::Fexit && features.has_btf_func("security_capable");
-    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m), final_verdict},
+    Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m), final_verdict,
+                                                   opts.cgroup_events && features.has_btf_func("cgroup_mkdir")},
                            pins ? &*pins : nullptr);
     if (a.loaded) {
       loaded = std::move(a.loaded);
@@ -340,6 +364,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->sites = loaded->sites_loaded;
   impl->final_links = std::move(loaded->final_links);
   impl->inspect_links = std::move(loaded->inspect_links);
+  impl->cgroup_links = std::move(loaded->cgroup_links);
   impl->opts = opts;
   impl->method = chosen;
   impl->passed_over = std::move(passed);
@@ -362,7 +387,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
                                            : " (first method the kernel accepted)",
                impl->adopted ? fmt::format(", adopted pinned link from {}", opts.pin_dir) : "");
   if (pins) impl->pin_state(*pins);
-  impl->setup_events(loaded->exec_events);
+  impl->setup_events(loaded->exec_events, !impl->cgroup_links.empty());
   return std::unique_ptr<Collector>(new Collector(std::move(impl)));
 }
 
@@ -380,6 +405,7 @@ void Collector::unpin() {
   impl_->site_links.clear();
   impl_->final_links.clear();
   impl_->inspect_links.clear();
+  impl_->cgroup_links.clear();
   impl_->task_links.clear();
   impl_->remove_pinned_state();
 }

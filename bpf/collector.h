@@ -48,6 +48,9 @@ struct CollectorOptions {
   bool stream_kernel_stacks = false;
   bool stream_user_stacks = false;
   uint32_t only_tgid = 0;  // trace -p: 0 means every process
+  // The daemon: one ca_cgroup_event per cgroup2 directory made, so a unit or
+  // container that is gone by the next drain is still named (issue 12).
+  bool cgroup_events = false;
   // Directory under bpffs to pin maps and link in (empty: no pinning).
   std::string pin_dir;
 };
@@ -104,6 +107,9 @@ class Collector {
   int events_fd() const;
   void on_exec(std::function<void(const ca_exec_event&)> cb);
   void on_check(std::function<void(const ca_check_event&)> cb);
+  void on_cgroup(std::function<void(const ca_cgroup_event&)> cb);
+  // Whether cgroup events are sent (asked for, and the kernel took the program).
+  bool cgroup_events() const;
   // Consumes waiting events, calling the handlers. Returns events consumed
   // or a negative errno (-ENOENT when events_fd() is -1).
   int poll_events(int timeout_ms);

@@ -28,6 +28,8 @@ struct Collector::Impl {
   std::vector<std::string> sites;
   std::vector<LinkPtr> final_links;
   std::vector<LinkPtr> inspect_links;  // capget/prctl tracepoints: never pinned
+  // tp_btf/cgroup_mkdir: never pinned; a restarted daemon scans the mount.
+  std::vector<LinkPtr> cgroup_links;
   RingBufferPtr rb;
 
   CollectorOptions opts;
@@ -41,6 +43,7 @@ struct Collector::Impl {
   int ncpus = 1;
   std::function<void(const ca_exec_event&)> exec_cb;
   std::function<void(const ca_check_event&)> check_cb;
+  std::function<void(const ca_cgroup_event&)> cgroup_cb;
 
   // pins.cpp: pins maps and links (or keeps adopted ones) and writes the
   // meta a later run checks before adopting. Throws CollectorError.
@@ -48,7 +51,7 @@ struct Collector::Impl {
   // pins.cpp: removes the pins and their directory, if this run pinned.
   void remove_pinned_state();
   // ringbuf.cpp: one reader over the ring buffers in use. Throws CollectorError.
-  void setup_events(bool exec_events);
+  void setup_events(bool exec_events, bool cgroup_events);
 };
 
 }  // namespace capaudit

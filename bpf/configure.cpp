@@ -77,6 +77,11 @@ std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelecti
   return {s->progs.ca_tp_capget, s->progs.ca_tp_prctl};
 }
 
+std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel) {
+  if (!sel.cgroup_names) return {};
+  return {s->progs.ca_tp_cgroup_mkdir};
+}
+
 std::string section_names(const std::vector<bpf_program*>& progs) {
   std::string out;
   for (bpf_program* p : progs) {
@@ -107,6 +112,8 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   for (bpf_program* p : {s->progs.ca_tp_capget, s->progs.ca_tp_prctl})
     bpf_program__set_autoload(p, !wanted_inspect.empty());
 
+  bpf_program__set_autoload(s->progs.ca_tp_cgroup_mkdir, sel.cgroup_names);
+
   // Settings the verifier prunes dead branches by.
   s->rodata->old_audit_arg = sel.old_audit;
   s->rodata->follow_tracked = o.follow_tracked;
@@ -131,6 +138,7 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   set(s->maps.stacks, o.max_stacks);
   set(s->maps.exec_events, sel.task_programs ? 256 * 1024 : page_size());
   set(s->maps.check_events, o.stream_checks ? 4 * 1024 * 1024 : page_size());
+  set(s->maps.cgroup_events, sel.cgroup_names ? 64 * 1024 : page_size());
   if (sel.method != AttachMethod::Kprobe) set(s->maps.kprobe_args, 1);
   if (err) return err;
 

@@ -31,6 +31,7 @@ struct ProgramSelection {
   // fentry/fexit on security_capable, the final verdict after every LSM
   // (final_verdict.bpf.h); fexit only, when kernel BTF has the function.
   bool final_verdict = false;
+  bool cgroup_names = false;  // tp_btf/cgroup_mkdir (the daemon, issue 12)
 };
 
 // Functions that make a capability decision with cap_capable() inlined in
@@ -54,6 +55,8 @@ std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions&
 // The self-inspection programs (capget, prctl syscall tracepoints), loaded
 // with the task programs: like exec events, a bonus the method does without.
 std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel);
+// tp_btf/cgroup_mkdir when the selection names cgroups; else none.
+std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").
 std::string section_names(const std::vector<bpf_program*>& progs);
 

@@ -29,9 +29,13 @@ int on_check_sample(void* ctx, void* data, size_t size) {
   return deliver(static_cast<Collector::Impl*>(ctx)->check_cb, data, size);
 }
 
+int on_cgroup_sample(void* ctx, void* data, size_t size) {
+  return deliver(static_cast<Collector::Impl*>(ctx)->cgroup_cb, data, size);
+}
+
 }  // namespace
 
-void Collector::Impl::setup_events(bool exec_events) {
+void Collector::Impl::setup_events(bool exec_events, bool cgroup_events) {
   auto add = [this](bpf_map* map, ring_buffer_sample_fn fn) {
     if (!rb) {
       rb.reset(ring_buffer__new(bpf_map__fd(map), fn, this, nullptr));
@@ -42,6 +46,7 @@ void Collector::Impl::setup_events(bool exec_events) {
   };
   if (exec_events) add(skel->maps.exec_events, &on_exec_sample);
   if (opts.stream_checks) add(skel->maps.check_events, &on_check_sample);
+  if (cgroup_events) add(skel->maps.cgroup_events, &on_cgroup_sample);
 }
 
 int Collector::events_fd() const { return impl_->rb ? ring_buffer__epoll_fd(impl_->rb.get()) : -1; }
@@ -51,6 +56,12 @@ void Collector::on_exec(std::function<void(const ca_exec_event&)> cb) { impl_->e
 void Collector::on_check(std::function<void(const ca_check_event&)> cb) {
   impl_->check_cb = std::move(cb);
 }
+
+void Collector::on_cgroup(std::function<void(const ca_cgroup_event&)> cb) {
+  impl_->cgroup_cb = std::move(cb);
+}
+
+bool Collector::cgroup_events() const { return !impl_->cgroup_links.empty(); }
 
 int Collector::poll_events(int timeout_ms) {
   if (!impl_->rb) return -ENOENT;

@@ -97,6 +97,7 @@ void Daemon::start() {
   co.max_origins = config_.max_origins;
   co.max_stacks = config_.max_stacks;
   co.stack_sample_period = config_.stack_sample_period;
+  co.cgroup_events = true;
   if (config_.pin) co.pin_dir = config_.pin_dir;
   try {
     collector_ = Collector::start(co);
@@ -122,7 +123,15 @@ void Daemon::start() {
   if (collector_->adopted_pins())
     spdlog::info("adopted pinned maps under '{}': counts made while the daemon was down are drained now",
                  config_.pin_dir);
-  collector_->on_exec([this](const ca_exec_event& ev) { paths_->learn_exec(ev); });
+  collector_->on_exec([this](const ca_exec_event& ev) {
+    paths_->learn_exec(ev);
+    // A container's entrypoint execs once its runtime's state files are
+    // written, and may be gone (--rm) before the next drain: name it now.
+    if (cgroups_.pending()) cgroups_.name_pending(time(nullptr));
+  });
+  collector_->on_cgroup([this](const ca_cgroup_event& ev) {
+    cgroups_.learn(ev.id, std::string_view(ev.path, strnlen(ev.path, sizeof ev.path)), time(nullptr));
+  });
 
   if (store_) attach_store();
 
@@ -256,6 +265,7 @@ void Daemon::attach_store() {
   DrainOptions dopts;
   dopts.ignore_paths = config_.ignore_paths;
   drainer_ = std::make_unique<Drainer>(*store_, *paths_, syms_ ? &*syms_ : nullptr, dopts);
+  drainer_->set_cgroups(&cgroups_);
   // Fresh maps start from zero whenever the store opens; adopted ones carry
   // what the store already holds.
   drainer_->resume(collector_->adopted_pins());

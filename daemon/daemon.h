@@ -74,6 +74,7 @@ class Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Collector> collector_;
   std::unique_ptr<ExePathResolver> paths_;
+  CgroupCatalog cgroups_;  // names the checks' units and containers (issue 12)
   std::optional<Kallsyms> syms_;
   std::unique_ptr<Drainer> drainer_;
   Fd epfd_, sigfd_, drainfd_, watchdogfd_;

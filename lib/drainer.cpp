@@ -59,6 +59,7 @@ Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, Dra
 
 void Drainer::rebind(Store& store) {
   store_ = &store;
+  cgroup_revisions_.clear();
   binary_ids_.clear();
   stack_rows_.clear();
   persist_all_state_ = opts_.persist_drain_state;
@@ -189,6 +190,24 @@ bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::ma
   return true;
 }
 
+bool Drainer::write_cgroups(const std::vector<uint64_t>& ids, int64_t now,
+                            std::unordered_map<uint64_t, uint64_t>* written) {
+  if (!cgroups_) return true;
+  cgroups_->name_pending(now);
+  for (uint64_t id : ids) {
+    const CgroupRow* row = cgroups_->lookup(id, now);
+    if (!row) continue;
+    uint64_t rev = cgroups_->revision(id);
+    auto it = cgroup_revisions_.find(id);
+    if (it != cgroup_revisions_.end() && it->second == rev) continue;
+    CgroupRow r = *row;
+    r.last_seen = now;
+    if (!store_->upsert_cgroup(r)) return false;
+    (*written)[id] = rev;
+  }
+  return true;
+}
+
 DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now) {
   DrainResult res;
   std::map<std::string, uint64_t> pending;  // drain_state updates, applied on commit
@@ -219,6 +238,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   std::map<std::string, int64_t> check_rows;
   std::map<std::string, bool> skipped;  // key held back or ignored: not stored
   uint64_t added = 0;
+  std::vector<uint64_t> cgroup_ids;
 
   for (const auto& c : snap.counts) {
     std::string k = key_bytes('c', &c.key, sizeof c.key);
@@ -252,6 +272,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (opts_.persist_drain_state && !store_->set_drain_state(k, c.count)) return fail(store_->last_error());
     pending[k] = c.count;
     check_rows[k] = row;
+    cgroup_ids.push_back(c.key.cgroup_id);
     added += delta;
     res.keys_written++;
   }
@@ -299,6 +320,11 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     pending[sk] = cur;
   }
 
+  std::sort(cgroup_ids.begin(), cgroup_ids.end());
+  cgroup_ids.erase(std::unique(cgroup_ids.begin(), cgroup_ids.end()), cgroup_ids.end());
+  std::unordered_map<uint64_t, uint64_t> cgroups_written;
+  if (!write_cgroups(cgroup_ids, now, &cgroups_written)) return fail(store_->last_error());
+
   if (persist_all_state_) {
     for (const auto& [k, v] : written_)
       if (!pending.count(k) && !store_->set_drain_state(k, v)) return fail(store_->last_error());
@@ -306,6 +332,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   std::string err;
   if (!store_->commit(&err)) return fail(err);
   persist_all_state_ = false;
+  for (auto& [id, rev] : cgroups_written) cgroup_revisions_[id] = rev;
   for (auto& [k, v] : pending) written_[k] = v;
   for (auto& [k, _] : pending) deferred_.erase(k);
   for (auto& [k, n] : deferred_now) deferred_[k] = n;

@@ -3,6 +3,7 @@
 // (it sees plain snapshots) so it can be tested without a kernel.
 #pragma once
 
+#include "cgroup_names.h"
 #include "collector.h"
 #include "exe_paths.h"
 #include "kallsyms.h"
@@ -65,6 +66,8 @@ class Drainer {
   void rebind(Store& store);
   void set_options(DrainOptions opts) { opts_ = std::move(opts); }
   void set_kallsyms(const Kallsyms* syms) { syms_ = syms; }
+  // Name the cgroups of the checks written (the cgroups table); null: not.
+  void set_cgroups(CgroupCatalog* cgroups) { cgroups_ = cgroups; }
 
   DrainResult drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now);
 
@@ -95,6 +98,10 @@ class Drainer {
   // Valid only within a transaction: row ids may vanish on rollback.
   std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, int64_t> binary_ids_;
   std::unordered_map<int32_t, int64_t> stack_rows_;
+  CgroupCatalog* cgroups_ = nullptr;
+  std::unordered_map<uint64_t, uint64_t> cgroup_revisions_;  // as written to the store
+  bool write_cgroups(const std::vector<uint64_t>& ids, int64_t now,
+                     std::unordered_map<uint64_t, uint64_t>* written);
   uint64_t checks_written_ = 0;
 };
 

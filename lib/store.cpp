@@ -208,6 +208,28 @@ CREATE TABLE self_inspections(
   PRIMARY KEY(binary_id, kind, cap, profiled)
 ) WITHOUT ROWID;
 )sql",
+    // 4 -> 5: the cgroups checks ran in, named when made (issue 12)
+    R"sql(
+CREATE TABLE cgroups(
+  id              INTEGER PRIMARY KEY,
+  path            TEXT NOT NULL,
+  first_seen      INTEGER NOT NULL,
+  last_seen       INTEGER NOT NULL,
+  unit            TEXT NOT NULL,
+  container_id    TEXT NOT NULL,
+  runtime         TEXT NOT NULL,
+  monitor         INTEGER NOT NULL,
+  container_name  TEXT NOT NULL,
+  image           TEXT NOT NULL,
+  pod_uid         TEXT NOT NULL,
+  pod_name        TEXT NOT NULL,
+  pod_namespace   TEXT NOT NULL,
+  qos             TEXT NOT NULL,
+  bounding        INTEGER,
+  user            INTEGER
+);
+CREATE INDEX cgroups_container ON cgroups(container_id);
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -17,7 +17,7 @@
 
 namespace capaudit {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Audit flag as stored: 0 no, 1 yes, 2 unknown (NULL would break UNIQUE).
 enum class Audit : int { No = 0, Yes = 1, Unknown = 2 };
@@ -145,6 +145,29 @@ struct VerifiedSetRow {
   int64_t created = 0;
 };
 
+// A cgroup checks were counted in (schema version 5, issue 12): its id as
+// the checks carry it, its path when first seen, and who it belonged to
+// (lib/cgroup_identity.h; name, image and the held bounding set where the
+// container runtime's state files told).
+struct CgroupRow {
+  uint64_t id = 0;
+  std::string path;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+  std::string unit;
+  std::string container_id;
+  std::string runtime;
+  bool monitor = false;  // the runtime's monitor (conmon), not the container
+  std::string container_name;
+  std::string image;
+  std::string pod_uid;
+  std::string pod_name;
+  std::string pod_namespace;
+  std::string qos;
+  std::optional<uint64_t> bounding;  // the container's bounding set (bit n = capability n)
+  std::optional<uint32_t> user;      // the uid the container's process runs as
+};
+
 class Store {
  public:
   // Why open() failed, for callers that treat some failures differently
@@ -197,6 +220,10 @@ class Store {
   bool set_drain_state(std::string_view key, uint64_t value);
   bool clear_drain_state();
 
+  // Inserts or updates (a later name, image or bounding set fills what an
+  // earlier write lacked; the path and first_seen stay).
+  bool upsert_cgroup(const CgroupRow& row);
+
   // Returns the row id, 0 on error (see last_error()).
   int64_t add_verified_set(const VerifiedSetRow& row);
 
@@ -224,6 +251,8 @@ class Store {
   // Verified sets recorded for `path`, newest first; none in a database
   // older than schema version 2 (opened read-only, so not migrated).
   std::vector<VerifiedSetRow> verified_sets(const std::string& path);
+  // Every named cgroup, by id; none before schema version 5.
+  std::vector<CgroupRow> cgroups();
 
   const std::string& last_error() const { return last_error_; }
   sqlite3* handle() { return db_; }

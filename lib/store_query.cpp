@@ -39,6 +39,14 @@ Query& Query::bind(int i, const std::optional<std::string>& v) {
   return bind(i, *v);
 }
 
+Query& Query::bind(int i, const std::optional<uint64_t>& v) {
+  if (!v) {
+    if (st_) sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  return bind(i, *v);
+}
+
 Query& Query::bind(int i, const std::optional<uint32_t>& v) {
   if (!v) {
     if (st_) sqlite3_bind_null(st_, i);
@@ -105,6 +113,11 @@ std::optional<std::string> Query::opt_text(int col) const {
 std::optional<uint32_t> Query::opt_u32(int col) const {
   if (is_null(col)) return std::nullopt;
   return u32(col);
+}
+
+std::optional<uint64_t> Query::opt_u64(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return u64(col);
 }
 
 }  // namespace capaudit

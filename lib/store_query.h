@@ -32,6 +32,7 @@ class Query {
   Query& bind(int i, const std::string& v);
   Query& bind(int i, const std::optional<std::string>& v);
   Query& bind(int i, const std::optional<uint32_t>& v);
+  Query& bind(int i, const std::optional<uint64_t>& v);
   Query& bind_blob(int i, std::string_view v);
 
   // The next row: true while there is one; false at the end and on error
@@ -55,6 +56,7 @@ class Query {
   bool is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
   std::optional<std::string> opt_text(int col) const;
   std::optional<uint32_t> opt_u32(int col) const;
+  std::optional<uint64_t> opt_u64(int col) const;
 
  private:
   Store& store_;

@@ -145,6 +145,36 @@ std::vector<VerifiedSetRow> Store::verified_sets(const std::string& path) {
   return out;
 }
 
+std::vector<CgroupRow> Store::cgroups() {
+  std::vector<CgroupRow> out;
+  if (schema_version() < 5) return out;
+  Query q(*this,
+          "SELECT id, path, first_seen, last_seen, unit, container_id, runtime, monitor, container_name, image, "
+          "pod_uid, pod_name, pod_namespace, qos, bounding, user FROM cgroups ORDER BY id",
+          "read cgroups");
+  while (q.next() && q.in_key_order({q.i64(0)})) {
+    CgroupRow r;
+    r.id = q.u64(0);
+    r.path = q.text(1);
+    r.first_seen = q.i64(2);
+    r.last_seen = q.i64(3);
+    r.unit = q.text(4);
+    r.container_id = q.text(5);
+    r.runtime = q.text(6);
+    r.monitor = q.i32(7) != 0;
+    r.container_name = q.text(8);
+    r.image = q.text(9);
+    r.pod_uid = q.text(10);
+    r.pod_name = q.text(11);
+    r.pod_namespace = q.text(12);
+    r.qos = q.text(13);
+    r.bounding = q.opt_u64(14);
+    r.user = q.opt_u32(15);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::vector<std::string> Store::paths_of(uint64_t dev, uint64_t ino) {
   std::vector<std::string> out;
   Query q(*this, "SELECT path, last_seen FROM binaries WHERE dev = ?1 AND ino = ?2 AND path != ''",

@@ -122,6 +122,25 @@ bool Store::set_drain_state(std::string_view key, uint64_t value) {
 
 bool Store::clear_drain_state() { return exec("DELETE FROM drain_state"); }
 
+bool Store::upsert_cgroup(const CgroupRow& r) {
+  Query q(*this,
+          "INSERT INTO cgroups(id, path, first_seen, last_seen, unit, container_id, runtime, monitor, "
+          "container_name, image, pod_uid, pod_name, pod_namespace, qos, bounding, user) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+          "ON CONFLICT(id) DO UPDATE SET last_seen = max(last_seen, ?4), "
+          "container_name = CASE WHEN ?9 != '' THEN ?9 ELSE container_name END, "
+          "image = CASE WHEN ?10 != '' THEN ?10 ELSE image END, "
+          "pod_name = CASE WHEN ?12 != '' THEN ?12 ELSE pod_name END, "
+          "pod_namespace = CASE WHEN ?13 != '' THEN ?13 ELSE pod_namespace END, "
+          "bounding = coalesce(?15, bounding), user = coalesce(?16, user)",
+          "upsert cgroup");
+  q.bind(1, r.id).bind(2, r.path).bind(3, r.first_seen).bind(4, r.last_seen).bind(5, r.unit);
+  q.bind(6, r.container_id).bind(7, r.runtime).bind(8, r.monitor).bind(9, r.container_name).bind(10, r.image);
+  q.bind(11, r.pod_uid).bind(12, r.pod_name).bind(13, r.pod_namespace).bind(14, r.qos).bind(15, r.bounding);
+  q.bind(16, r.user);
+  return q.run();
+}
+
 int64_t Store::add_verified_set(const VerifiedSetRow& r) {
   Query q(*this,
           "INSERT INTO verified_sets(path, sha256, caps, verification, runs, compare_output, created) "

@@ -33,6 +33,15 @@ constexpr std::pair<const char*, RecommendFormat> kRecommendFormats[] = {
     {"table", RecommendFormat::Table},
     {"json", RecommendFormat::Json},
     {"script", RecommendFormat::Script},
+    {"systemd", RecommendFormat::Systemd},
+    {"docker", RecommendFormat::Docker},
+    {"kubernetes", RecommendFormat::Kubernetes},
+};
+
+constexpr std::pair<const char*, GroupBy> kGroupings[] = {
+    {"binary", GroupBy::Binary},
+    {"unit", GroupBy::Unit},
+    {"container", GroupBy::Container},
 };
 
 class Cli {
@@ -65,6 +74,7 @@ class Cli {
   void recommend();
   void profile();
   void trace();
+  void ps();
   void files();
   void export_();
   void fleet();
@@ -101,6 +111,16 @@ CLI::Option* optional_string(CLI::App& c, const std::string& name, std::optional
       ->type_name(type);
 }
 
+// --unit and --container: the checks of one unit or container (issue 12).
+void group_filters(CLI::App& c, std::optional<std::string>& unit, std::optional<std::string>& container) {
+  CLI::Option* u = optional_string(c, "--unit", unit, "Only the checks made in the systemd unit UNIT", "UNIT");
+  CLI::Option* k = optional_string(c, "--container", container,
+                                   "Only the checks made in the container (full id, a prefix of 4 or more digits, "
+                                   "or its name)",
+                                   "ID|NAME");
+  u->excludes(k);
+}
+
 Cli::Cli() {
   app_.footer("Exit status: 0 success, 1 runtime error, 2 usage error. See capaudit(8).");
   app_.set_version_flag("--version", "capaudit " CAPAUDIT_VERSION);
@@ -112,6 +132,7 @@ Cli::Cli() {
   recommend();
   profile();
   trace();
+  ps();
   files();
   export_();
   fleet();
@@ -137,6 +158,7 @@ void Cli::report() {
   db_option(*c, a->db);
   binary_option(*c, a->binary);
   c->add_flag("--json", a->json, "JSON instead of a table");
+  group_filters(*c, a->unit, a->container);
 }
 
 void Cli::recommend() {
@@ -151,12 +173,26 @@ void Cli::recommend() {
          for (const auto& [name, format] : kRecommendFormats)
            if (v == name) a->format = format;
        },
-       "table, json, or script: the setcap script for root, which only narrows privilege")
+       "table, json, script (the setcap script for root, which only narrows privilege), systemd (drop-ins, per "
+       "unit), docker or kubernetes (run flags or securityContext, per container)")
       ->check(CLI::IsMember(names))
       ->type_name("FORMAT")
       ->default_str("table");
   optional_string(*c, "--output", a->output, "Write to FILE (atomically, mode 0600) instead of standard output",
                   "FILE");
+  std::vector<std::string> bys;
+  for (const auto& [name, by] : kGroupings) bys.emplace_back(name);
+  c->add_option_function<std::string>(
+       "--by",
+       [a = a](const std::string& v) {
+         for (const auto& [name, by] : kGroupings)
+           if (v == name) a->by = by;
+       },
+       "binary, unit or container: one recommendation per binary, per systemd unit, or per container")
+      ->check(CLI::IsMember(bys))
+      ->type_name("WHAT")
+      ->default_str("binary");
+  group_filters(*c, a->unit, a->container);
 }
 
 void Cli::profile() {
@@ -195,6 +231,15 @@ void Cli::trace() {
   c->add_flag("-K", a->kernel_stacks, "Kernel stacks");
   c->add_flag("-U", a->user_stacks, "User stacks");
   c->add_flag("-v", a->verbose, "Include non-audit checks");
+  c->add_option("-p", a->pid, "Only the process PID")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{std::numeric_limits<int32_t>::max()}).description(""))
+      ->type_name("PID");
+}
+
+void Cli::ps() {
+  auto [c, a] = command<PsArgs>(app_, "ps", "Each running process's capabilities, and what was seen used");
+  db_option(*c, a->db)->description("What the database capauditd writes saw used (optional)");
+  c->add_flag("--json", a->json, "One JSON object per process, in an array");
   c->add_option("-p", a->pid, "Only the process PID")
       ->check(CLI::Range(uint32_t{1}, uint32_t{std::numeric_limits<int32_t>::max()}).description(""))
       ->type_name("PID");

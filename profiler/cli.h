@@ -16,7 +16,7 @@ namespace capaudit {
 // command line has already been dealt with: 0 after --help or --version, 2
 // after a usage error (the message, naming the option or value, is on err).
 using CliResult = std::variant<int, ReportArgs, RecommendArgs, ProfileArgs, TraceArgs, FilesArgs, ExportArgs,
-                               FleetLoadArgs, FleetRecommendArgs, FleetOutliersArgs>;
+                               FleetLoadArgs, FleetRecommendArgs, FleetOutliersArgs, PsArgs>;
 
 CliResult parse_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 

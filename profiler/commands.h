@@ -6,6 +6,7 @@
 #include "config.h"  // kDefaultDb
 #include "display.h"
 #include "engine.h"
+#include "groups.h"
 #include "render.h"  // every output format, shared by report, recommend and profile
 
 #include <cstdint>
@@ -21,15 +22,20 @@ struct ReportArgs {
   std::string db = kDefaultDb;
   std::optional<std::string> binary;
   bool json = false;
+  std::optional<std::string> unit;       // only the checks made in this systemd unit
+  std::optional<std::string> container;  // ... or this container (id, id prefix, name)
 };
 int cmd_report(const ReportArgs& a);
 
-enum class RecommendFormat { Table, Json, Script };
+enum class RecommendFormat { Table, Json, Script, Systemd, Docker, Kubernetes };
 struct RecommendArgs {
   std::string db = kDefaultDb;
   std::optional<std::string> binary;
   RecommendFormat format = RecommendFormat::Table;
   std::optional<std::string> output;  // written atomically, mode 0600
+  std::optional<GroupBy> by;  // unset: binary, or what --format systemd|docker|kubernetes implies
+  std::optional<std::string> unit;
+  std::optional<std::string> container;
 };
 int cmd_recommend(const RecommendArgs& a);
 
@@ -52,6 +58,14 @@ struct ProfileArgs {
   int max_runs = 32;            // re-runs, the baseline included
 };
 int cmd_profile(const ProfileArgs& a);
+
+// pscap joined with the database: each process's sets and what was used.
+struct PsArgs {
+  std::string db = kDefaultDb;
+  bool json = false;
+  uint32_t pid = 0;  // 0: every process
+};
+int cmd_ps(const PsArgs& a);
 
 struct TraceArgs {
   bool json = false;

@@ -27,6 +27,7 @@ struct Run {
   int operator()(const FleetLoadArgs& a) const { return cmd_fleet_load(a); }
   int operator()(const FleetRecommendArgs& a) const { return cmd_fleet_recommend(a); }
   int operator()(const FleetOutliersArgs& a) const { return cmd_fleet_outliers(a); }
+  int operator()(const PsArgs& a) const { return cmd_ps(a); }
 };
 
 }  // namespace

@@ -8,10 +8,13 @@
 //   render_script.cpp  the nightly setcap script
 //   render_export.cpp  capaudit export: NDJSON, schema capaudit.v1
 //   render_fleet.cpp   fleet recommend and fleet outliers, JSON and tables
+//   render_groups.cpp  per unit and per container: JSON, systemd drop-ins,
+//                      Kubernetes securityContext, docker flags, the table
 #pragma once
 
 #include "engine.h"
 #include "fleet.h"
+#include "groups.h"
 
 #include <nlohmann/json.hpp>
 
@@ -108,5 +111,20 @@ nlohmann::json fleet_recommend_to_json(const std::vector<FleetBinary>& binaries)
 nlohmann::json fleet_outliers_to_json(const std::vector<FleetOutlier>& outliers);
 void print_fleet_recommend_table(std::ostream& out, const std::vector<FleetBinary>& binaries);
 void print_fleet_outliers_table(std::ostream& out, const std::vector<FleetOutlier>& outliers);
+
+// ---- Per unit and per container (render_groups.cpp) -------------------------
+
+// {"units": [...]} or {"containers": [...]} (docs/contract.md).
+nlohmann::json groups_to_json(const GroupAnalysis& ga);
+nlohmann::json unit_to_json(const GroupDecision& g);
+nlohmann::json container_to_json(const GroupDecision& g);
+// "CAP_CHOWN CAP_NET_RAW"; ["CHOWN", "NET_RAW"]; ["--cap-drop=ALL", "--cap-add=CHOWN", ...].
+std::string systemd_caps_text(const std::vector<int>& caps);
+std::vector<std::string> kubernetes_caps(const std::vector<int>& caps);
+std::vector<std::string> docker_flags(const std::vector<int>& caps);
+void print_systemd_dropins(std::ostream& out, const GroupAnalysis& ga);
+void print_kubernetes(std::ostream& out, const GroupAnalysis& ga);
+void print_docker(std::ostream& out, const GroupAnalysis& ga);
+void print_groups_table(std::ostream& out, const GroupAnalysis& ga);
 
 }  // namespace capaudit

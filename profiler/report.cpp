@@ -27,11 +27,25 @@ namespace {
 struct Loaded {
   std::unique_ptr<Store> store;
   std::vector<Observation> observations;
+  std::vector<CgroupRow> cgroups;
   Analysis analysis;
 };
 
+// --unit or --container with the per-binary view: only that one's checks.
+struct Within {
+  GroupBy by = GroupBy::Binary;
+  std::string which;
+};
+
+std::optional<Within> within(const std::optional<std::string>& unit, const std::optional<std::string>& container) {
+  if (unit) return Within{GroupBy::Unit, *unit};
+  if (container) return Within{GroupBy::Container, *container};
+  return std::nullopt;
+}
+
 // nullopt after printing the error; *status is the exit status then.
-std::optional<Loaded> load(const std::string& db, const std::optional<std::string>& binary, int* status) {
+std::optional<Loaded> load(const std::string& db, const std::optional<std::string>& binary, int* status,
+                           const std::optional<Within>& in = std::nullopt) {
   Loaded l;
   std::string err;
   l.store = Store::open(db, &err, /*readonly=*/true);
@@ -63,6 +77,16 @@ std::optional<Loaded> load(const std::string& db, const std::optional<std::strin
     *status = 1;
     return std::nullopt;
   }
+  l.cgroups = l.store->cgroups();
+  if (in) {
+    l.observations = observations_in(l.observations, l.cgroups, in->by, in->which);
+    if (l.observations.empty()) {
+      std::cerr << "capaudit: no checks recorded in " << (in->by == GroupBy::Unit ? "unit " : "container ")
+                << quote_for_display(in->which) << " in " << quote_for_display(db) << "\n";
+      *status = 1;
+      return std::nullopt;
+    }
+  }
   return l;
 }
 
@@ -85,7 +109,7 @@ bool apply_verified_sets(Analysis& a, Store& store) {
 
 int cmd_report(const ReportArgs& args) {
   int status = 0;
-  auto loaded = load(args.db, args.binary, &status);
+  auto loaded = load(args.db, args.binary, &status, within(args.unit, args.container));
   if (!loaded) return status;
   if (args.json) {
     JsonStream json(std::cout);
@@ -166,6 +190,10 @@ int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& l
   decide(loaded);
   if (!apply_verified_sets(loaded.analysis, *loaded.store)) return 1;
   switch (args.format) {
+    case RecommendFormat::Systemd:
+    case RecommendFormat::Docker:
+    case RecommendFormat::Kubernetes:
+      break;  // grouped: write_groups
     case RecommendFormat::Script:
       return print_setcap_script(out, loaded.analysis, *loaded.store);
     case RecommendFormat::Json:
@@ -178,23 +206,110 @@ int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& l
   return out.flush() ? 0 : 1;
 }
 
-int cmd_recommend(const RecommendArgs& args) {
-  int status = 0;
-  auto loaded = load(args.db, args.binary, &status);
-  if (!loaded) return status;
-  if (!args.output) return write_recommendation(std::cout, args, *loaded, /*hold=*/true);
+// The grouping a format implies, or a usage error.
+std::optional<GroupBy> grouping(const RecommendArgs& a, std::string* err) {
+  std::optional<GroupBy> implied;
+  if (a.format == RecommendFormat::Systemd) implied = GroupBy::Unit;
+  if (a.format == RecommendFormat::Docker || a.format == RecommendFormat::Kubernetes) implied = GroupBy::Container;
+  if (a.format == RecommendFormat::Script) implied = GroupBy::Binary;
+  GroupBy by = a.by ? *a.by : implied ? *implied : GroupBy::Binary;
+  if (implied && *implied != by) {
+    *err = a.format == RecommendFormat::Script  ? "--format script is per binary: it cannot go with --by unit|container"
+           : a.format == RecommendFormat::Systemd ? "--format systemd writes drop-ins per unit: use --by unit"
+                                                  : "--format docker|kubernetes is per container: use --by container";
+    return std::nullopt;
+  }
+  if (by == GroupBy::Unit && a.container) {
+    *err = "--container does not go with --by unit";
+    return std::nullopt;
+  }
+  if (by == GroupBy::Container && a.unit) {
+    *err = "--unit does not go with --by container";
+    return std::nullopt;
+  }
+  return by;
+}
+
+int write_groups(std::ostream& out, const RecommendArgs& args, const GroupAnalysis& ga) {
+  if (ga.groups.empty() && args.format != RecommendFormat::Json && args.format != RecommendFormat::Table) {
+    out << "# no checks recorded in any " << (ga.by == GroupBy::Unit ? "unit" : "container") << " in "
+        << quote_for_display(args.db) << "\n";
+    return out.flush() ? 0 : 1;
+  }
+  switch (args.format) {
+    case RecommendFormat::Systemd:
+      print_systemd_dropins(out, ga);
+      break;
+    case RecommendFormat::Docker:
+      print_docker(out, ga);
+      break;
+    case RecommendFormat::Kubernetes:
+      print_kubernetes(out, ga);
+      break;
+    case RecommendFormat::Json:
+      out << groups_to_json(ga).dump(2) << "\n";
+      break;
+    case RecommendFormat::Table:
+    case RecommendFormat::Script:
+      if (ga.groups.empty())
+        out << "no checks recorded in any " << (ga.by == GroupBy::Unit ? "unit" : "container") << " in "
+            << quote_for_display(args.db) << "\n";
+      else
+        print_groups_table(out, ga);
+      break;
+  }
+  return out.flush() ? 0 : 1;
+}
+
+// Writes to --output atomically, or to standard output.
+template <class Write>
+int write_output(const RecommendArgs& args, Write write) {
+  if (!args.output) return write(std::cout, /*hold=*/true);
   AtomicOutput file(*args.output);
   if (!file.error().empty()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
     return 1;
   }
-  status = write_recommendation(file.stream(), args, *loaded, /*hold=*/false);
+  int status = write(file.stream(), /*hold=*/false);
   if (status != 0) return status;
   if (!file.commit()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
     return 1;
   }
   return 0;
+}
+
+int recommend_groups(const RecommendArgs& args, GroupBy by) {
+  int status = 0;
+  auto loaded = load(args.db, args.binary, &status);
+  if (!loaded) return status;
+  std::optional<std::string> only = by == GroupBy::Unit ? args.unit : args.container;
+  GroupAnalysis ga = analyze_groups(loaded->observations, loaded->cgroups, by, Rules::builtin(), only);
+  if (loaded->store->read_failed()) {
+    std::cerr << "capaudit: " << escape_for_display(loaded->store->damage_message()) << "\n";
+    return 1;
+  }
+  if (only && ga.groups.empty()) {
+    std::cerr << "capaudit: no checks recorded in " << (by == GroupBy::Unit ? "unit " : "container ")
+              << quote_for_display(*only) << " in " << quote_for_display(args.db) << "\n";
+    return 1;
+  }
+  return write_output(args, [&](std::ostream& out, bool) { return write_groups(out, args, ga); });
+}
+
+int cmd_recommend(const RecommendArgs& args) {
+  int status = 0;
+  std::string usage;
+  auto by = grouping(args, &usage);
+  if (!by) {
+    std::cerr << "capaudit recommend: " << usage << "\nRun 'capaudit recommend --help' for usage.\n";
+    return 2;
+  }
+  if (*by != GroupBy::Binary) return recommend_groups(args, *by);
+  auto loaded = load(args.db, args.binary, &status, within(args.unit, args.container));
+  if (!loaded) return status;
+  return write_output(args,
+                      [&](std::ostream& out, bool hold) { return write_recommendation(out, args, *loaded, hold); });
 }
 
 }  // namespace capaudit

@@ -16,6 +16,22 @@
 namespace capaudit {
 namespace {
 
+
+RecommendArgs recommend_args(const std::string& db, RecommendFormat format) {
+  RecommendArgs a;
+  a.db = db;
+  a.format = format;
+  return a;
+}
+
+ReportArgs report_args(const std::string& db, const std::string& binary, bool json) {
+  ReportArgs a;
+  a.db = db;
+  a.binary = binary;
+  a.json = json;
+  return a;
+}
+
 TEST(QuoteForDisplay, PlainPathsStayAsTheyAre) {
   EXPECT_EQ(quote_for_display("/usr/bin/ping"), "/usr/bin/ping");
   EXPECT_EQ(quote_for_display("/opt/app-1.2/bin/x_y+z"), "/opt/app-1.2/bin/x_y+z");
@@ -181,7 +197,7 @@ class Commands : public ::testing::Test {
 
 TEST_F(Commands, RecommendJson) {
   std::string out, err;
-  int rc = capture([&] { return cmd_recommend({db_, std::nullopt, RecommendFormat::Json, std::nullopt}); }, &out, &err);
+  int rc = capture([&] { return cmd_recommend(recommend_args(db_, RecommendFormat::Json)); }, &out, &err);
   ASSERT_EQ(rc, 0) << err;
   auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["binaries"][0]["path"], "/usr/bin/ping");
@@ -191,7 +207,7 @@ TEST_F(Commands, RecommendJson) {
 
 TEST_F(Commands, ReportTable) {
   std::string out, err;
-  int rc = capture([&] { return cmd_report({db_, "/usr/bin/ping", false}); }, &out, &err);
+  int rc = capture([&] { return cmd_report(report_args(db_, "/usr/bin/ping", false)); }, &out, &err);
   ASSERT_EQ(rc, 0) << err;
   EXPECT_NE(out.find("cap_net_raw"), std::string::npos) << out;
   EXPECT_NE(out.find("inet_create"), std::string::npos) << out;
@@ -199,7 +215,7 @@ TEST_F(Commands, ReportTable) {
 
 TEST_F(Commands, UnknownBinaryIsAClearError) {
   std::string out, err;
-  int rc = capture([&] { return cmd_report({db_, "/usr/bin/nothing-here", true}); }, &out, &err);
+  int rc = capture([&] { return cmd_report(report_args(db_, "/usr/bin/nothing-here", true)); }, &out, &err);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(err.find("no checks recorded for binary /usr/bin/nothing-here"), std::string::npos) << err;
 }
@@ -207,7 +223,7 @@ TEST_F(Commands, UnknownBinaryIsAClearError) {
 TEST_F(Commands, MissingDatabaseNamesIt) {
   std::string out, err;
   std::string missing = dir_.file("absent.db");
-  int rc = capture([&] { return cmd_recommend({missing, std::nullopt, RecommendFormat::Table, std::nullopt}); }, &out, &err);
+  int rc = capture([&] { return cmd_recommend(recommend_args(missing, RecommendFormat::Table)); }, &out, &err);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(err.find(missing), std::string::npos) << err;
 }
