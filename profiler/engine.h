@@ -33,12 +33,12 @@ struct CapabilityVerdict {
 // The runs behind a verified set (see docs/minimize.md).
 struct VerificationInfo {
   int runs = 0;                // re-runs made, the baseline included
-  bool baseline_ok = false;    // the run holding the whole observed set behaved like the traced one
+  bool baseline_ok = false;    // a run (the rules' set, else the whole start) behaved like the traced one
   bool compare_output = false; // standard output was compared, not only the exit status
   int64_t created = 0;         // unix seconds
-  std::vector<int> observed;   // the set the runs started from
+  std::vector<int> observed;   // the set the runs started from (every capability granted in the tree)
   std::vector<CapabilityVerdict> capabilities;
-  std::string note;            // why nothing could be verified, when baseline_ok is false
+  std::string note;            // why nothing could be verified, or why the runs started wider than the grants
 };
 
 // One line of the contract's "checks": one (capability, verdict, audit)

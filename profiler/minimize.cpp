@@ -78,112 +78,236 @@ bool same_behaviour(const Behaviour& reference, const Behaviour& run, bool compa
   return !compare_output || (run.stdout_sha256 && run.stdout_sha256 == reference.stdout_sha256);
 }
 
-VerificationInfo minimize(const std::vector<int>& observed, const Behaviour& reference, const Runner& run,
-                          const Rules& rules, const MinimizeOptions& opts) {
-  VerificationInfo v;
-  v.compare_output = opts.compare_output;
-  v.created = time(nullptr);
-  v.observed = observed;
-  sort_caps_by_name(v.observed);
-  // Indices, not references: narrower capabilities are appended as they are tried.
-  auto at = [&v](int cap) -> CapabilityVerdict& {
-    for (CapabilityVerdict& cv : v.capabilities)
-      if (cv.cap == cap) return cv;
-    v.capabilities.push_back(CapabilityVerdict{cap, Verification::Unverified, 0, "", std::nullopt});
-    return v.capabilities.back();
-  };
-  for (int c : v.observed) at(c);
-  auto finish = [&v](const std::string& why) {
-    for (CapabilityVerdict& cv : v.capabilities)
-      if (cv.verified == Verification::Unverified && cv.reason.empty()) cv.reason = why;
-    std::sort(v.capabilities.begin(), v.capabilities.end(),
-              [](const CapabilityVerdict& a, const CapabilityVerdict& b) { return cap_name(a.cap) < cap_name(b.cap); });
-    return v;
-  };
-  const std::string budget = "--max-runs " + std::to_string(opts.max_runs) + " was reached before a run without it";
-  if (opts.max_runs < 1) {
-    v.note = "no run was allowed (--max-runs " + std::to_string(opts.max_runs) + ")";
-    return finish(v.note);
+namespace {
+
+std::vector<int> minus(std::vector<int> caps, const std::vector<int>& gone) {
+  caps.erase(std::remove_if(caps.begin(), caps.end(), [&](int c) { return contains(gone, c); }), caps.end());
+  return caps;
+}
+
+// One search (minimize() below): the runs made so far, the set the last
+// accepted run held, and a verdict per capability tried.
+class Search {
+ public:
+  Search(const Behaviour& reference, const Runner& run, const Rules& rules, const MinimizeOptions& opts)
+      : ref_(reference), run_(run), rules_(rules), opts_(opts),
+        budget_("--max-runs " + std::to_string(opts.max_runs) + " was reached before a run without it") {}
+
+  VerificationInfo go(const SearchPlan& plan) {
+    v_.compare_output = opts_.compare_output;
+    v_.created = time(nullptr);
+    v_.observed = plan.start;
+    sort_caps_by_name(v_.observed);
+    for (int c : v_.observed) at(c);
+    if (opts_.max_runs < 1) {
+      v_.note = "no run was allowed (--max-runs " + std::to_string(opts_.max_runs) + ")";
+      return finish(v_.note, plan.note);
+    }
+    std::vector<int> kept = plan.kept;  // in the plan's order
+    std::vector<int> rules_set = kept;
+    sort_caps_by_name(rules_set);
+    std::vector<int> others = minus(v_.observed, kept);  // what the rules drop: settled first
+    std::optional<std::string> rules_failed;
+    if (!others.empty()) {
+      // The likeliest answer first: when the rules are right, one run
+      // drops everything they drop.
+      std::optional<RunResult> r = attempt(rules_set);
+      if (!r) return finish(v_.note = stopped_, plan.note);
+      if (same(r->behaviour)) {
+        v_.baseline_ok = true;
+        current_ = rules_set;
+        for (int c : others) {
+          at(c).verified = Verification::DroppedByRun;
+          at(c).runs = 1;
+          at(c).reason = "a run holding only the rules' set (" + names(rules_set) + ") " + describe(r->behaviour) +
+                         ", like the traced run";
+        }
+      } else {
+        rules_failed = difference(ref_, r->behaviour, opts_.compare_output);
+      }
+    }
+    if (!v_.baseline_ok) {
+      const std::string first = rules_failed ? "; a run holding only the rules' set (" + names(rules_set) + ") " +
+                                                   *rules_failed
+                                             : "";
+      if (v_.runs >= opts_.max_runs) {
+        v_.note = "--max-runs " + std::to_string(opts_.max_runs) + " left no run holding the whole start set (" +
+                  names(v_.observed) + ")" + first + ", so nothing could be verified";
+        return finish(v_.note, plan.note);
+      }
+      std::optional<RunResult> base = attempt(v_.observed);
+      if (!base) return finish(v_.note = stopped_, plan.note);
+      if (!same(base->behaviour)) {
+        v_.note = "a run holding the whole start set (" + names(v_.observed) + ") " +
+                  difference(ref_, base->behaviour, opts_.compare_output) + first +
+                  ": the command does not behave the same on every run, or needs something this observation did "
+                  "not show, so nothing could be verified";
+        return finish(v_.note, plan.note);
+      }
+      v_.baseline_ok = true;
+      current_ = v_.observed;
+      // The run without all of them was the rules' set, which failed.
+      settle(others, rules_failed);
+    }
+    for (int c : kept) single(c, std::nullopt);
+    return finish(budget_, plan.note);
   }
 
-  RunResult base = run(v.observed);
-  v.runs = 1;
-  if (!base.ran) {
-    v.note = "capaudit could not re-run the command: " + base.error;
-    return finish(v.note);
+ private:
+  CapabilityVerdict& at(int cap) {
+    auto [it, fresh] = verdicts_.try_emplace(cap);
+    if (fresh) it->second.cap = cap;
+    return it->second;
   }
-  if (!same_behaviour(reference, base.behaviour, opts.compare_output)) {
-    v.note = "a run holding the whole observed set (" + names(v.observed) + ") " +
-             difference(reference, base.behaviour, opts.compare_output) +
-             ": the command does not behave the same on every run, or needs something this observation did not "
-             "show, so nothing could be verified";
-    return finish(v.note);
-  }
-  v.baseline_ok = true;
 
-  std::vector<int> current = v.observed;
-  std::string stopped;  // why no more runs are made, once that happens
-  for (int c : v.observed) {
-    if (!stopped.empty()) {
-      at(c).reason = stopped;
-      continue;
+  bool same(const Behaviour& b) const { return same_behaviour(ref_, b, opts_.compare_output); }
+  std::string describe(const Behaviour& b) const { return capaudit::describe(b, opts_.compare_output); }
+
+  // Why no run can be made now, or "".
+  std::string blocked() const {
+    if (!stopped_.empty()) return stopped_;
+    if (v_.runs >= opts_.max_runs) return budget_;
+    return "";
+  }
+
+  // One run; nullopt (and every later attempt refused) when capaudit could not make it.
+  std::optional<RunResult> attempt(const std::vector<int>& caps) {
+    RunResult r = run_(caps);
+    v_.runs++;
+    if (r.ran) return r;
+    stopped_ = "capaudit could not re-run the command: " + r.error;
+    return std::nullopt;
+  }
+
+  // A group of capabilities the rules drop, all held now: one run without
+  // them all; when that changed something, each half on its own. `failed`:
+  // the run without the whole group was made already and changed this.
+  void settle(const std::vector<int>& group, std::optional<std::string> failed) {
+    if (group.empty()) return;
+    if (group.size() == 1) return single(group.front(), failed);
+    if (!failed) {
+      if (std::string why = blocked(); !why.empty()) {
+        for (int c : group) at(c).reason = why;
+        return;
+      }
+      std::vector<int> trial = minus(current_, group);
+      std::optional<RunResult> r = attempt(trial);
+      for (int c : group) at(c).runs++;
+      if (!r) {
+        for (int c : group) at(c).reason = stopped_;
+        return;
+      }
+      if (same(r->behaviour)) {
+        for (int c : group) {
+          at(c).verified = Verification::DroppedByRun;
+          at(c).reason = "a run without it and " + std::to_string(group.size() - 1) + " more (" + names(group) + ") " +
+                         describe(r->behaviour) + ", like the traced run";
+        }
+        current_ = std::move(trial);
+        return;
+      }
+      failed = difference(ref_, r->behaviour, opts_.compare_output);
     }
-    if (v.runs >= opts.max_runs) {
-      at(c).reason = budget;
-      continue;
+    const auto half = group.begin() + static_cast<std::ptrdiff_t>(group.size() / 2);
+    const std::vector<int> a(group.begin(), half), b(half, group.end());
+    settle(a, std::nullopt);
+    // With all of the first half gone, a run without the second is the one
+    // that failed already.
+    const bool a_gone = std::all_of(a.begin(), a.end(), [this](int c) { return !contains(current_, c); });
+    settle(b, a_gone ? failed : std::nullopt);
+  }
+
+  // One capability, held now. `failed`: the run without it was made already
+  // and changed this.
+  void single(int c, std::optional<std::string> failed) {
+    if (!failed) {
+      if (std::string why = blocked(); !why.empty()) {
+        at(c).reason = why;
+        return;
+      }
+      std::vector<int> trial = without(current_, c);
+      std::optional<RunResult> r = attempt(trial);
+      at(c).runs++;
+      if (!r) {
+        at(c).reason = stopped_;
+        return;
+      }
+      if (same(r->behaviour)) {
+        at(c).verified = Verification::DroppedByRun;
+        at(c).reason = "a run without it " + describe(r->behaviour) + ", like the traced run";
+        current_ = std::move(trial);
+        return;
+      }
+      failed = difference(ref_, r->behaviour, opts_.compare_output);
     }
-    std::vector<int> trial = without(current, c);
-    RunResult r = run(trial);
-    v.runs++;
-    at(c).runs++;
-    if (!r.ran) {
-      stopped = "capaudit could not re-run the command: " + r.error;
-      at(c).reason = stopped;
-      continue;
-    }
-    if (same_behaviour(reference, r.behaviour, opts.compare_output)) {
-      at(c).verified = Verification::DroppedByRun;
-      at(c).reason = "a run without it " + describe(r.behaviour, opts.compare_output) + ", like the traced run";
-      current = std::move(trial);
-      continue;
-    }
-    const std::string failed = difference(reference, r.behaviour, opts.compare_output);
+    const std::vector<int> trial = without(current_, c);
     // The observation may lack a narrower capability the program falls
     // back on only when the wide one is missing: try each in its place.
     std::vector<std::string> untried;
-    bool replaced = false;
-    for (int n : narrower_alternatives(c, rules)) {
-      if (contains(current, n)) continue;  // the run without c held it already
-      if (!stopped.empty() || v.runs >= opts.max_runs) {
+    for (int n : narrower_alternatives(c, rules_)) {
+      if (contains(current_, n)) continue;  // the run without c held it already
+      if (!blocked().empty()) {
         untried.push_back(cap_name(n));
         continue;
       }
       std::vector<int> swapped = with(trial, n);
-      RunResult r2 = run(swapped);
-      v.runs++;
+      std::optional<RunResult> r2 = attempt(swapped);
       at(c).runs++;
-      if (!r2.ran) {
-        stopped = "capaudit could not re-run the command: " + r2.error;
+      if (!r2) {
         untried.push_back(cap_name(n));
         continue;
       }
-      if (!same_behaviour(reference, r2.behaviour, opts.compare_output)) continue;
+      if (!same(r2->behaviour)) continue;
       at(c).verified = Verification::DroppedByRun;
       at(c).replaced_by = n;
-      at(c).reason = "a run without it " + failed + "; with " + cap_name(n) + " in its place it behaved like the traced run";
+      at(c).reason = "a run without it " + *failed + "; with " + cap_name(n) + " in its place it behaved like the traced run";
       CapabilityVerdict& nv = at(n);
       nv.verified = Verification::ConfirmedNeeded;
-      nv.reason = "a run holding it in place of " + cap_name(c) + " behaved like the traced run; without either it " + failed;
-      current = std::move(swapped);
-      replaced = true;
-      break;
+      nv.reason = "a run holding it in place of " + cap_name(c) + " behaved like the traced run; without either it " + *failed;
+      current_ = std::move(swapped);
+      return;
     }
-    if (replaced) continue;
     at(c).verified = Verification::ConfirmedNeeded;
-    at(c).reason = "a run without it " + failed;
+    at(c).reason = "a run without it " + *failed;
     if (!untried.empty()) at(c).reason += "; not tried in its place (no runs left): " + join(untried, ", ");
   }
-  return finish(budget);
+
+  VerificationInfo finish(std::string why, const std::string& plan_note) {
+    for (auto& [cap, cv] : verdicts_) {
+      if (cv.verified == Verification::Unverified && cv.reason.empty()) cv.reason = why;
+      v_.capabilities.push_back(cv);
+    }
+    std::sort(v_.capabilities.begin(), v_.capabilities.end(),
+              [](const CapabilityVerdict& a, const CapabilityVerdict& b) { return cap_name(a.cap) < cap_name(b.cap); });
+    if (!plan_note.empty()) v_.note = v_.note.empty() ? plan_note : v_.note + "; " + plan_note;
+    return std::move(v_);
+  }
+
+  const Behaviour& ref_;
+  const Runner& run_;
+  const Rules& rules_;
+  const MinimizeOptions& opts_;
+  const std::string budget_;
+  VerificationInfo v_;
+  std::map<int, CapabilityVerdict> verdicts_;
+  std::vector<int> current_;  // what the last accepted run held
+  std::string stopped_;       // why no more runs are made, once that happens
+};
+
+}  // namespace
+
+VerificationInfo minimize(const SearchPlan& plan, const Behaviour& reference, const Runner& run, const Rules& rules,
+                          const MinimizeOptions& opts) {
+  return Search(reference, run, rules, opts).go(plan);
+}
+
+VerificationInfo minimize(const std::vector<int>& observed, const Behaviour& reference, const Runner& run,
+                          const Rules& rules, const MinimizeOptions& opts) {
+  SearchPlan plan;
+  plan.start = observed;
+  sort_caps_by_name(plan.start);
+  plan.kept = plan.start;
+  return minimize(plan, reference, run, rules, opts);
 }
 
 std::vector<int> verified_caps(const VerificationInfo& v) {
@@ -201,21 +325,14 @@ void apply_verification(BinaryDecision& b, VerificationInfo v) {
     b.verification = std::move(v);
     return;
   }
+  // The verdicts are this binary's own (binary_share): a capability with no
+  // verdict here is one the runs did not decide for it.
   std::map<int, const CapabilityVerdict*> verdict;
   for (const CapabilityVerdict& cv : v.capabilities) verdict[cv.cap] = &cv;
-  const std::set<int> observed(b.capabilities.begin(), b.capabilities.end());
   const std::set<int> in_runs(v.observed.begin(), v.observed.end());
-  // The runs held one set for the whole process tree: a verdict speaks for
-  // this binary only about capabilities it asked for itself (or their
-  // narrower replacements).
-  std::set<int> mine = observed;
-  for (const CapabilityVerdict& cv : v.capabilities)
-    if (cv.replaced_by && observed.contains(cv.cap)) mine.insert(*cv.replaced_by);
-  std::vector<int> final_set, unseen;
-  for (int c : verified_caps(v))
-    if (mine.contains(c)) final_set.push_back(c);
-  for (int c : observed) {
-    if (!in_runs.contains(c) && !verdict.contains(c)) {
+  std::vector<int> final_set = verified_caps(v), unseen;
+  for (int c : b.capabilities) {
+    if (!verdict.contains(c)) {
       final_set.push_back(c);
       unseen.push_back(c);
     }
@@ -227,7 +344,6 @@ void apply_verification(BinaryDecision& b, VerificationInfo v) {
     auto it = verdict.find(d.cap);
     if (it != verdict.end()) {
       const CapabilityVerdict& cv = *it->second;
-      if (cv.verified != Verification::DroppedByRun && !mine.contains(d.cap)) continue;
       d.verified = cv.verified;
       if (cv.verified == Verification::DroppedByRun) {
         if (cv.replaced_by && !d.replaced_by) d.replaced_by = cv.replaced_by;
@@ -242,27 +358,25 @@ void apply_verification(BinaryDecision& b, VerificationInfo v) {
       d.reason += "; the verifying runs did not hold it and behaved like the traced run";
     }
   }
-  // A narrower capability brought in by a run may have no required line yet.
+  // A capability the runs kept that the rules did not (a narrower one brought
+  // in, or one the rules wrongly dropped) may have no required line yet.
   for (int c : final_set) {
     auto it = verdict.find(c);
-    if (it == verdict.end() || it->second->verified != Verification::ConfirmedNeeded) continue;
+    if (it == verdict.end()) continue;
     bool any = std::any_of(b.checks.begin(), b.checks.end(),
                            [c](const CheckDecision& d) { return d.cap == c && d.required; });
     if (any) continue;
+    const bool needed = it->second->verified == Verification::ConfirmedNeeded;
     for (CheckDecision& d : b.checks) {
-      if (d.cap != c || !d.granted) continue;
+      if (d.cap != c || !d.granted || d.only_other_user_ns) continue;
       d.required = true;
-      d.verified = Verification::ConfirmedNeeded;
-      d.reason = "confirmed needed by a run: " + it->second->reason + "; observed: " + d.reason;
+      d.reason = std::string(needed ? "confirmed needed by a run: " : "kept unverified: ") + it->second->reason +
+                 "; observed: " + d.reason;
     }
   }
   if (!unseen.empty()) {
     b.warnings.push_back("kept as observed, not verified: " + names(unseen) +
                          " (required by uses the verifying runs did not include)");
-  }
-  if (std::any_of(v.observed.begin(), v.observed.end(), [&](int c) { return !mine.contains(c); })) {
-    b.warnings.push_back("the verifying runs held one set for the whole process tree (" + names(v.observed) +
-                         "); verdicts on capabilities other binaries of the tree asked for are not this binary's");
   }
   b.capabilities = std::move(final_set);
   b.verification = std::move(v);

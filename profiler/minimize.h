@@ -50,22 +50,49 @@ struct MinimizeOptions {
   bool compare_output = false;
 };
 
-// Greedy, one capability at a time, in name order: a baseline run holding
-// all of `observed` must behave like `reference` (the traced run), then each
-// capability is dropped when a run without it still does, else replaced by
-// a narrower alternative of the rules table when a run with that one does.
+// Where the runs start and the order they try capabilities in
+// (docs/minimize.md, "What happens"): every capability granted in the traced
+// run by any binary of the tree, the rules' set first.
+struct SearchPlan {
+  std::vector<int> start;  // the baseline holds these
+  std::vector<int> kept;   // the rules' set (a subset of start), tried one at a time in this order
+  std::string note;        // why the runs start wider than the grants, or ""
+};
+// `held`: every capability the traced run held. The start is that whole set
+// when some binary of the tree inspected its own capabilities.
+SearchPlan plan_search(const Analysis& tree, const std::vector<int>& held);
+
+// First a run holding only the rules' set: behaving like `reference` (the
+// traced run) drops every other capability of the start at once. Otherwise a
+// run holding the whole start is the baseline, and the capabilities the rules
+// drop are settled by halves (a run without a group; the group split when it
+// changed something). Then the rules' set, one capability at a time: dropped
+// when a run without it behaves the same, else replaced by a narrower
+// alternative of the rules table when a run with that one does, else needed.
 // Deterministic for a deterministic runner.
+VerificationInfo minimize(const SearchPlan& plan, const Behaviour& reference, const Runner& run, const Rules& rules,
+                          const MinimizeOptions& opts);
+// The plan whose start is `observed`, in name order.
 VerificationInfo minimize(const std::vector<int>& observed, const Behaviour& reference, const Runner& run,
                           const Rules& rules, const MinimizeOptions& opts);
 
 // The set the runs left: every capability decided or tried but not dropped.
 std::vector<int> verified_caps(const VerificationInfo& v);
 
-// Rewrites a binary's set and check lines from the runs (see
+// Rewrites a binary's set and check lines from its own verdicts (see
 // docs/minimize.md): capabilities the runs decided take their verdict,
-// capabilities this observation requires but the runs never saw stay,
-// unverified. Without a good baseline only the note is added.
+// capabilities this observation requires with no verdict stay, unverified.
+// Without a good baseline only the note is added.
 void apply_verification(BinaryDecision& b, VerificationInfo v);
+
+// The runs held one set for the whole process tree: each capability they
+// kept is credited to the binaries whose checks used it ("Process trees" in
+// docs/minimize.md), each binary gets its own verdicts, and apply_verification.
+// `command`: COMMAND's own executable, or null.
+void apply_tree_verification(Analysis& tree, const VerificationInfo& v, const BinaryDecision* command);
+// One binary's share of the tree's verdicts (what apply_tree_verification applies).
+VerificationInfo binary_share(const Analysis& tree, const VerificationInfo& v, const BinaryDecision* command,
+                              const BinaryDecision& b);
 
 // Database form (Store::add_verified_set) and back.
 VerifiedSetRow verified_set_row(const std::string& path, const std::string& sha256, const BinaryDecision& b);

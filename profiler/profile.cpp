@@ -30,40 +30,35 @@ extern "C" void on_interrupt(int) { g_interrupted = 1; }
 
 // CMD's own executable: the first exec of the tracked process, else
 // command[0] resolved like execvp does.
-BinaryDecision* command_binary(Analysis& analysis, const std::optional<ExeId>& first_exec,
+const BinaryDecision* command_binary(const Analysis& analysis, const std::optional<ExeId>& first_exec,
                                const std::vector<std::string>& command) {
   if (first_exec) {
     uint64_t dev = kernel_dev_to_user(first_exec->kdev);
-    for (BinaryDecision& b : analysis.binaries)
+    for (const BinaryDecision& b : analysis.binaries)
       if (b.row && b.row->key.dev == dev && b.row->key.ino == first_exec->ino) return &b;
   }
   std::string path = resolve_command(command[0]);
-  for (BinaryDecision& b : analysis.binaries)
+  for (const BinaryDecision& b : analysis.binaries)
     if (!b.path.empty() && b.path == path) return &b;
   return nullptr;
 }
 
 // --minimize: re-run CMD holding candidate sets (docs/minimize.md) and
-// rewrite CMD's binary in the analysis with what the runs showed. False
-// after printing the error when the verified set cannot be stored.
+// rewrite every binary of its tree in the analysis with what the runs
+// showed for it. `held`: what the traced run held. False after printing the
+// error when a verified set cannot be stored.
 bool verify_by_runs(const ProfileArgs& a, const RunAs& who, const OpenedExecutable* exe, Analysis& analysis,
                     const Behaviour& reference, std::chrono::milliseconds traced_for,
-                    const std::optional<ExeId>& first_exec, Store* db) {
-  BinaryDecision* target = command_binary(analysis, first_exec, a.command);
-  if (!target) {
-    std::cerr << "capaudit profile: --minimize: no check of the command's own executable was recorded ("
+                    const std::optional<ExeId>& first_exec, const std::vector<int>& held, Store* db) {
+  if (analysis.binaries.empty()) {
+    std::cerr << "capaudit profile: --minimize: no check of the command's process tree was recorded ("
               << quote_for_display(a.command[0]) << " did not run?); nothing verified\n";
     return true;
   }
+  const BinaryDecision* command = command_binary(analysis, first_exec, a.command);
   // The runs hold one set for the whole process tree (ambient capabilities
-  // pass through exec): every binary's observed set, so that a wrapper
-  // (sh -c ...) still runs what it wraps.
-  std::vector<int> observed;
-  for (const BinaryDecision& b : analysis.binaries) {
-    if (b.path.empty()) continue;
-    for (int c : b.capabilities)
-      if (std::find(observed.begin(), observed.end(), c) == observed.end()) observed.push_back(c);
-  }
+  // pass through exec), starting from every capability it was granted.
+  SearchPlan plan = plan_search(analysis, held);
   RerunOptions ro;
   ro.command = a.command;
   ro.who = who;
@@ -80,45 +75,55 @@ bool verify_by_runs(const ProfileArgs& a, const RunAs& who, const OpenedExecutab
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  std::cerr << "capaudit profile: verifying " << quote_for_display(target->display_name) << " by re-running the command as "
-            << quote_for_display(who.name) << " (up to " << a.max_runs << " runs, starting from "
-            << cap_list_text(observed) << ")\n";
+  std::cerr << "capaudit profile: verifying "
+            << (command ? quote_for_display(command->display_name) : quote_for_display(a.command[0]))
+            << (analysis.binaries.size() > 1
+                    ? " and the " + std::to_string(analysis.binaries.size() - 1) + " other binaries of its tree"
+                    : std::string())
+            << " by re-running the command as " << quote_for_display(who.name) << " (up to " << a.max_runs
+            << " runs, starting from " << cap_list_text(plan.start) << "; the rules' set: "
+            << cap_list_text(plan.kept) << ")\n";
+  if (!plan.note.empty()) std::cerr << "capaudit profile: " << escape_for_display(plan.note) << "\n";
   MinimizeOptions mo;
   mo.max_runs = a.max_runs;
   mo.compare_output = a.compare_output;
-  VerificationInfo v =
-      minimize(observed, reference, [&ro](const std::vector<int>& caps) { return rerun(ro, caps); },
-               Rules::builtin(), mo);
+  VerificationInfo v = minimize(plan, reference, [&ro](const std::vector<int>& caps) { return rerun(ro, caps); },
+                                Rules::builtin(), mo);
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_DFL);
   if (!v.baseline_ok) {
     std::cerr << "capaudit profile: WARNING: nothing verified: " << escape_for_display(v.note) << "\n";
-  }
-  apply_verification(*target, std::move(v));
-  if (target->verified_set()) {
+  } else {
     std::string summary;
-    for (const CapabilityVerdict& cv : target->verification->capabilities)
+    for (const CapabilityVerdict& cv : v.capabilities)
       summary += (summary.empty() ? "" : ", ") + cap_name(cv.cap) + " " + verification_name(cv.verified);
-    std::cerr << "capaudit profile: verified by " << target->verification->runs << " runs: "
-              << (summary.empty() ? std::string("no capability to try") : summary) << "; set: "
-              << cap_list_text(target->capabilities) << "\n";
+    std::cerr << "capaudit profile: verified by " << v.runs << " runs: "
+              << (summary.empty() ? std::string("no capability to try") : summary) << "\n";
   }
-  if (!db || !target->verified_set()) return true;
-  std::optional<std::string> sha = target->row ? target->row->sha256 : std::nullopt;
-  if (!sha) {
-    std::string err;
-    if (auto ident = read_file_identity(target->path, &err)) sha = ident->sha256;
+  apply_tree_verification(analysis, v, command);
+  bool stored = true;
+  for (const BinaryDecision& b : analysis.binaries) {
+    if (!b.verified_set()) continue;
+    std::cerr << "capaudit profile: verified set of " << quote_for_display(b.display_name) << ": "
+              << cap_list_text(b.capabilities) << "\n";
+    if (!db || b.path.empty()) continue;
+    std::optional<std::string> sha = b.row ? b.row->sha256 : std::nullopt;
+    if (!sha) {
+      std::string err;
+      if (auto ident = read_file_identity(b.path, &err)) sha = ident->sha256;
+    }
+    if (!sha) {
+      std::cerr << "capaudit profile: cannot store the verified set of " << quote_for_display(b.path)
+                << ": the executable's contents are unknown\n";
+      continue;
+    }
+    if (db->add_verified_set(verified_set_row(b.path, *sha, b)) == 0) {
+      std::cerr << "capaudit profile: cannot store the verified set in '" << db->path() << "': " << db->last_error()
+                << "\n";
+      stored = false;
+    }
   }
-  if (!sha || target->path.empty()) {
-    std::cerr << "capaudit profile: cannot store the verified set: the executable's contents are unknown\n";
-    return true;
-  }
-  if (db->add_verified_set(verified_set_row(target->path, *sha, *target)) == 0) {
-    std::cerr << "capaudit profile: cannot store the verified set in '" << db->path() << "': " << db->last_error()
-              << "\n";
-    return false;
-  }
-  return true;
+  return stored;
 }
 
 }  // namespace
@@ -280,7 +285,7 @@ int cmd_profile(const ProfileArgs& a) {
       reference.stdout_bytes = traced_output.bytes();
       reference.stdout_sha256 = traced_output.finish();
     }
-    if (!verify_by_runs(a, *who, exe ? &*exe : nullptr, analysis, reference, traced_for, first_exec,
+    if (!verify_by_runs(a, *who, exe ? &*exe : nullptr, analysis, reference, traced_for, first_exec, caps,
                         db_store.get()))
       return 1;
   }

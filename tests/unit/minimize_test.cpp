@@ -185,17 +185,6 @@ TEST(ApplyVerification, KeepsWhatTheRunsNeverSaw) {
                           [](const std::string& w) { return w.find("not verified: cap_net_raw") != std::string::npos; }));
 }
 
-TEST(ApplyVerification, TreeVerdictsAreNotAWrappersOwn) {
-  // sh -c 'ping ...': the runs held cap_net_raw for the whole tree; sh never asked for it.
-  BinaryDecision sh;
-  sh.path = "/usr/bin/dash";
-  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_RAW); }, {}};
-  apply_verification(sh, minimize({CAP_NET_RAW}, exited(0), cmd.runner(), Rules::builtin(), {}));
-  EXPECT_TRUE(sh.capabilities.empty());
-  EXPECT_TRUE(std::any_of(sh.warnings.begin(), sh.warnings.end(),
-                          [](const std::string& w) { return w.find("whole process tree") != std::string::npos; }));
-}
-
 TEST(ApplyVerification, FailedBaselineKeepsTheObservedSet) {
   BinaryDecision b;
   b.capabilities = {CAP_SETUID};
@@ -206,6 +195,213 @@ TEST(ApplyVerification, FailedBaselineKeepsTheObservedSet) {
   EXPECT_EQ(b.capabilities, std::vector<int>{CAP_SETUID});
   EXPECT_TRUE(b.checks[0].required);
   EXPECT_EQ(to_json(Analysis{{b}})["binaries"][0]["source"], "observed");
+}
+
+CheckDecision at_origin(int cap, bool required, std::string origin, std::string reason = "observed") {
+  CheckDecision d = line(cap, required, std::move(reason));
+  d.origins = {std::move(origin)};
+  d.count = 1;
+  return d;
+}
+
+BinaryDecision binary(std::string path, std::vector<int> caps, std::vector<CheckDecision> checks) {
+  BinaryDecision b;
+  b.path = b.display_name = std::move(path);
+  b.capabilities = std::move(caps);
+  b.checks = std::move(checks);
+  return b;
+}
+
+// sh running ping: every binary makes the memory-accounting cap_sys_admin
+// probe; only ping opens a raw socket.
+Analysis wrapper_tree() {
+  Analysis a;
+  a.binaries.push_back(binary("/usr/bin/dash", {}, {at_origin(CAP_SYS_ADMIN, false, "security_vm_enough_memory_mm")}));
+  a.binaries.push_back(binary("/usr/bin/ping", {CAP_NET_RAW},
+                              {at_origin(CAP_SYS_ADMIN, false, "security_vm_enough_memory_mm"),
+                               at_origin(CAP_NET_RAW, true, "inet_create")}));
+  return a;
+}
+
+TEST(PlanSearch, StartsFromEveryGrantOfTheTreeWithTheRulesSetFirst) {
+  Analysis a = wrapper_tree();
+  a.binaries[1].capabilities = {CAP_NET_RAW, CAP_SETUID};
+  a.binaries[1].checks.push_back(at_origin(CAP_SETUID, true, "__sys_setuid", "checked first (setid): ..."));
+  CheckDecision denied = line(CAP_CHOWN, false);
+  denied.granted = false;
+  a.binaries[1].checks.push_back(denied);
+  CheckDecision userns = line(CAP_SYS_CHROOT, true);
+  userns.only_other_user_ns = true;
+  a.binaries[1].checks.push_back(userns);
+  SearchPlan p = plan_search(a, {CAP_CHOWN, CAP_NET_RAW, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_CHROOT});
+  EXPECT_EQ(p.start, (std::vector<int>{CAP_NET_RAW, CAP_SETUID, CAP_SYS_ADMIN}));  // neither denied nor child-namespace
+  EXPECT_EQ(p.kept, (std::vector<int>{CAP_SETUID, CAP_NET_RAW}));  // kept only as checked first: tried first
+  EXPECT_TRUE(p.note.empty());
+}
+
+TEST(PlanSearch, SelfInspectionStartsFromEverythingHeld) {
+  Analysis a = wrapper_tree();
+  a.binaries[1].self_inspections = 3;
+  SearchPlan p = plan_search(a, {CAP_CHOWN, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_SETPCAP});
+  EXPECT_EQ(p.start, (std::vector<int>{CAP_CHOWN, CAP_NET_RAW, CAP_SETPCAP, CAP_SYS_ADMIN}));
+  EXPECT_EQ(p.kept, std::vector<int>{CAP_NET_RAW});
+  EXPECT_NE(p.note.find("/usr/bin/ping asked the kernel what capabilities it holds (3 times)"), std::string::npos)
+      << p.note;
+}
+
+TEST(Minimize, RightRulesCostOneRunForEverythingTheyDrop) {
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_RAW); }, {}};
+  SearchPlan p{{CAP_CHOWN, CAP_FOWNER, CAP_NET_RAW, CAP_SYS_ADMIN}, {CAP_NET_RAW}, ""};
+  VerificationInfo v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), {});
+  ASSERT_TRUE(v.baseline_ok);
+  EXPECT_EQ(v.runs, 2);  // the rules' set, then without cap_net_raw
+  EXPECT_EQ(cmd.runs[0], std::vector<int>{CAP_NET_RAW});
+  EXPECT_EQ(verified_caps(v), std::vector<int>{CAP_NET_RAW});
+  EXPECT_EQ(v.observed.size(), 4u);
+  EXPECT_EQ(verdict(v, CAP_CHOWN)->verified, Verification::DroppedByRun);
+  EXPECT_NE(verdict(v, CAP_CHOWN)->reason.find("only the rules' set"), std::string::npos);
+  EXPECT_EQ(verdict(v, CAP_NET_RAW)->verified, Verification::ConfirmedNeeded);
+}
+
+TEST(Minimize, FindsWhatTheRulesWronglyDroppedByHalves) {
+  // Needs cap_net_admin, which the rules dropped (say, a noaudit check that decides the outcome).
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_ADMIN) && holds(c, CAP_NET_RAW); }, {}};
+  std::vector<int> dropped = {CAP_CHOWN, CAP_FOWNER, CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYSLOG};
+  SearchPlan p;
+  p.start = dropped;
+  p.start.push_back(CAP_NET_RAW);
+  sort_caps_by_name(p.start);
+  p.kept = {CAP_NET_RAW};
+  VerificationInfo v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), {});
+  ASSERT_TRUE(v.baseline_ok);
+  EXPECT_EQ(verified_caps(v), (std::vector<int>{CAP_NET_ADMIN, CAP_NET_RAW}));
+  EXPECT_EQ(verdict(v, CAP_NET_ADMIN)->verified, Verification::ConfirmedNeeded);
+  for (int c : dropped) {
+    if (c != CAP_NET_ADMIN) EXPECT_EQ(verdict(v, c)->verified, Verification::DroppedByRun) << cap_name(c);
+  }
+  // The rules' set, the whole start, then halves: fewer than one run per capability.
+  EXPECT_EQ(cmd.runs[0], std::vector<int>{CAP_NET_RAW});
+  EXPECT_EQ(cmd.runs[1], p.start);
+  EXPECT_LT(v.runs, static_cast<int>(p.start.size()) + 1);
+  // The last accepted run held exactly the final set.
+  std::vector<int> last;
+  for (auto& r : cmd.runs)
+    if (cmd.ok(r)) last = r;
+  sort_caps_by_name(last);
+  EXPECT_EQ(last, verified_caps(v));
+}
+
+TEST(Minimize, BaselineNoteNamesBothRuns) {
+  FakeCommand cmd{[](const std::vector<int>&) { return false; }, {}};
+  SearchPlan p{{CAP_NET_RAW, CAP_SYS_ADMIN}, {CAP_NET_RAW}, ""};
+  VerificationInfo v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), {});
+  EXPECT_FALSE(v.baseline_ok);
+  EXPECT_EQ(v.runs, 2);
+  EXPECT_NE(v.note.find("whole start set (cap_net_raw, cap_sys_admin) exited with status 1"), std::string::npos)
+      << v.note;
+  EXPECT_NE(v.note.find("only the rules' set (cap_net_raw) exited with status 1"), std::string::npos) << v.note;
+  MinimizeOptions one;
+  one.max_runs = 1;
+  v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), one);
+  EXPECT_FALSE(v.baseline_ok);
+  EXPECT_EQ(v.runs, 1);
+  EXPECT_NE(v.note.find("--max-runs 1 left no run"), std::string::npos) << v.note;
+}
+
+TEST(TreeVerification, WrapperGetsNothingAndTheProgramItsSet) {
+  Analysis a = wrapper_tree();
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_RAW); }, {}};
+  VerificationInfo v = minimize(plan_search(a, {}), exited(0), cmd.runner(), Rules::builtin(), {});
+  ASSERT_TRUE(v.baseline_ok);
+  apply_tree_verification(a, v, &a.binaries[0]);
+  const BinaryDecision& sh = a.binaries[0];
+  const BinaryDecision& ping = a.binaries[1];
+  EXPECT_TRUE(sh.verified_set());
+  EXPECT_TRUE(sh.capabilities.empty());
+  EXPECT_EQ(verdict(*sh.verification, CAP_NET_RAW), nullptr);  // never its concern
+  EXPECT_EQ(verdict(*sh.verification, CAP_SYS_ADMIN)->verified, Verification::DroppedByRun);
+  EXPECT_TRUE(ping.verified_set());
+  EXPECT_EQ(ping.capabilities, std::vector<int>{CAP_NET_RAW});
+  EXPECT_EQ(verdict(*ping.verification, CAP_NET_RAW)->verified, Verification::ConfirmedNeeded);
+  EXPECT_EQ(ping.checks[1].verified, Verification::ConfirmedNeeded);
+  nlohmann::json j = to_json(a);
+  EXPECT_EQ(j["binaries"][0]["source"], "verified");
+  EXPECT_EQ(j["binaries"][0]["capabilities"], nlohmann::json::array());
+  EXPECT_EQ(j["binaries"][1]["capabilities"], nlohmann::json::array({"cap_net_raw"}));
+}
+
+TEST(TreeVerification, WronglyDroppedGoesToTheBinaryWhoseCheckWasItsOwn) {
+  // The rules call both binaries' cap_sys_admin checks probes; the runs show the tree needs it.
+  Analysis a = wrapper_tree();
+  a.binaries[1].checks.push_back(at_origin(CAP_SYS_ADMIN, false, "path_mount"));
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_RAW) && holds(c, CAP_SYS_ADMIN); }, {}};
+  VerificationInfo v = minimize(plan_search(a, {}), exited(0), cmd.runner(), Rules::builtin(), {});
+  apply_tree_verification(a, v, &a.binaries[0]);
+  EXPECT_TRUE(a.binaries[0].capabilities.empty());
+  const CapabilityVerdict* other = verdict(*a.binaries[0].verification, CAP_SYS_ADMIN);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->verified, Verification::DroppedByRun);
+  EXPECT_NE(other->reason.find("credited to /usr/bin/ping"), std::string::npos) << other->reason;
+  EXPECT_EQ(a.binaries[1].capabilities, (std::vector<int>{CAP_NET_RAW, CAP_SYS_ADMIN}));
+  // Its lines the rules called probes are now required, with the runs' reason.
+  EXPECT_TRUE(a.binaries[1].checks[2].required);
+  EXPECT_EQ(a.binaries[1].checks[2].reason.rfind("confirmed needed by a run: ", 0), 0u) << a.binaries[1].checks[2].reason;
+}
+
+TEST(TreeVerification, SelfInspectorGetsWhatNoKernelCheckAsked) {
+  // capsh --has-p=cap_net_raw under sh: it reads its own sets and fails without
+  // cap_net_raw, which the kernel never checks.
+  Analysis a;
+  a.binaries.push_back(binary("/usr/bin/dash", {}, {at_origin(CAP_SYS_ADMIN, false, "security_vm_enough_memory_mm")}));
+  a.binaries.push_back(binary("/usr/sbin/capsh", {}, {at_origin(CAP_SYS_ADMIN, false, "security_vm_enough_memory_mm")}));
+  a.binaries[1].self_inspections = 1;
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_NET_RAW); }, {}};
+  std::vector<int> held = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_NET_ADMIN, CAP_NET_RAW,
+                           CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_PTRACE};
+  SearchPlan p = plan_search(a, held);
+  EXPECT_EQ(p.start.size(), held.size());
+  VerificationInfo v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), {});
+  ASSERT_TRUE(v.baseline_ok);
+  EXPECT_EQ(verified_caps(v), std::vector<int>{CAP_NET_RAW});
+  EXPECT_LT(v.runs, static_cast<int>(held.size()));
+  EXPECT_NE(v.note.find("asked the kernel what capabilities it holds"), std::string::npos) << v.note;
+  apply_tree_verification(a, v, &a.binaries[0]);
+  EXPECT_TRUE(a.binaries[0].capabilities.empty());
+  EXPECT_EQ(a.binaries[1].capabilities, std::vector<int>{CAP_NET_RAW});
+  const CapabilityVerdict* mine = verdict(*a.binaries[1].verification, CAP_NET_RAW);
+  ASSERT_TRUE(mine);
+  EXPECT_NE(mine->reason.find("inspected its own capabilities"), std::string::npos) << mine->reason;
+  EXPECT_TRUE(std::any_of(a.binaries[1].warnings.begin(), a.binaries[1].warnings.end(), [](const std::string& w) {
+    return w.find("no check of cap_net_raw was seen") != std::string::npos;
+  }));
+}
+
+TEST(TreeVerification, UncheckedNeedWithoutInspectorGoesToTheWrappedProgram) {
+  Analysis a = wrapper_tree();
+  a.binaries[1].capabilities.clear();
+  a.binaries[1].checks.pop_back();
+  a.binaries[0].self_inspections = 0;
+  // Held by the runs (a wider start), checked by nobody, needed.
+  SearchPlan p = plan_search(a, {});
+  p.start.push_back(CAP_KILL);
+  sort_caps_by_name(p.start);
+  FakeCommand cmd{[](const std::vector<int>& c) { return holds(c, CAP_KILL); }, {}};
+  VerificationInfo v = minimize(p, exited(0), cmd.runner(), Rules::builtin(), {});
+  apply_tree_verification(a, v, &a.binaries[0]);
+  EXPECT_TRUE(a.binaries[0].capabilities.empty());
+  EXPECT_EQ(a.binaries[1].capabilities, std::vector<int>{CAP_KILL});
+}
+
+TEST(TreeVerification, FailedBaselineLeavesEveryBinaryObserved) {
+  Analysis a = wrapper_tree();
+  FakeCommand cmd{[](const std::vector<int>&) { return false; }, {}};
+  VerificationInfo v = minimize(plan_search(a, {}), exited(0), cmd.runner(), Rules::builtin(), {});
+  apply_tree_verification(a, v, &a.binaries[0]);
+  for (const BinaryDecision& b : a.binaries) {
+    EXPECT_FALSE(b.verified_set());
+    ASSERT_TRUE(b.verification);
+  }
+  EXPECT_EQ(a.binaries[1].capabilities, std::vector<int>{CAP_NET_RAW});
 }
 
 TEST(VerifiedSetRow, RoundTripsThroughTheDatabaseForm) {
