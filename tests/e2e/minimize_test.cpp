@@ -331,6 +331,50 @@ TEST(Minimize, EverythingGrantedIsTriedTheRulesDropsInOneRun) {
   EXPECT_EQ((*b)["verification"]["runs"], 2);  // the rules' set, then without cap_setuid
 }
 
+// Writing a /proc/sys/net file: the kernel's only check is the noaudit
+// CAP_NET_ADMIN one in net_ctl_permissions, which decides whether the file
+// is writable. Whatever the rules call it, the runs start from it (it was
+// granted) and keep it because a run without it fails. The value written is
+// the one already there.
+TEST(Minimize, CapabilityOnlyANoauditCheckAskedIsTriedToo) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string value;
+  std::ifstream("/proc/sys/net/ipv4/tcp_fin_timeout") >> value;
+  ASSERT_FALSE(value.empty());
+  ProfileRun m = minimize(dir, {"/usr/sbin/sysctl", "-w", "net.ipv4.tcp_fin_timeout=" + value});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  const nlohmann::json* b = find_binary(m.report, real_path("/usr/sbin/sysctl"));
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_TRUE(started_from(*b, "cap_net_admin")) << b->dump(2);
+  EXPECT_EQ((*b)["source"], "verified") << b->dump(2);
+  EXPECT_EQ(verdict(*b, "cap_net_admin"), "needed") << b->dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_admin"}) << b->dump(2);
+  expect_check_lines(*b, "cap_net_admin", "needed", true);
+}
+
+// capsh --has-p=cap_net_raw reads its own capability sets (capget) and exits 1
+// without cap_net_raw, which the kernel never checks: the runs start from
+// everything the traced run held and keep what a run without it lacked.
+// Needs the self-inspection evidence (BinaryDecision::self_inspections).
+TEST(Minimize, DISABLED_ProgramThatInspectsItsOwnCapabilitiesKeepsWhatItNeeds) {
+  CAPAUDIT_REQUIRE_E2E();
+  TempDir dir;
+  std::string capsh = real_path("/usr/sbin/capsh");
+  ProfileRun m = minimize(dir, {capsh, "--has-p=cap_net_raw"});
+  ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
+  const nlohmann::json* b = find_binary(m.report, capsh);
+  ASSERT_TRUE(b) << m.report.dump(2);
+  EXPECT_EQ((*b)["source"], "verified") << b->dump(2);
+  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_raw"}) << b->dump(2);
+  EXPECT_EQ(verdict(*b, "cap_net_raw"), "needed") << b->dump(2);
+  EXPECT_TRUE(started_from(*b, "cap_chown")) << b->dump(2);  // held, never checked
+  EXPECT_NE((*b)["verification"]["note"].dump().find("asked the kernel what capabilities it holds"),
+            std::string::npos)
+      << b->dump(2);
+  EXPECT_LE((*b)["verification"]["runs"].get<int>(), 32);
+}
+
 // What a descriptor cannot get past is refused before anything runs.
 TEST(Minimize, CommandTheUserCannotStartIsRefusedUpFront) {
   CAPAUDIT_REQUIRE_E2E();
