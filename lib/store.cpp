@@ -210,7 +210,7 @@ CREATE TABLE self_inspections(
 )sql",
     // 4 -> 5: the cgroups checks ran in, named when made (issue 12)
     R"sql(
-CREATE TABLE cgroups(
+CREATE TABLE IF NOT EXISTS cgroups(
   id              INTEGER PRIMARY KEY,
   path            TEXT NOT NULL,
   first_seen      INTEGER NOT NULL,
@@ -228,7 +228,7 @@ CREATE TABLE cgroups(
   bounding        INTEGER,
   user            INTEGER
 );
-CREATE INDEX cgroups_container ON cgroups(container_id);
+CREATE INDEX IF NOT EXISTS cgroups_container ON cgroups(container_id);
 )sql",
 };
 
