@@ -208,7 +208,7 @@ TEST(ChildProc, CallRunsInTheChild) {
 TEST(ChildProc, RunsAsUserHoldingExactlyTheCaps) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   ChildOptions o = command({"/bin/sh", "-c", "id -u; grep '^CapAmb' /proc/self/status"});
-  o.who = RunAs{65534, 65534, "nobody"};
+  o.who = RunAs{65534, 65534, "nobody", "/nonexistent", "/usr/sbin/nologin"};
   o.caps = {13};  // cap_net_raw
   std::string out;
   ChildExit e = run(o, &out);
