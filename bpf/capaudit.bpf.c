@@ -61,6 +61,13 @@ const volatile __u64 mmap_min_addr = 65536;
 /* The inline-site programs are loaded: cap_capable's program marks the
  * site_guard slot so a site does not count a check cap_capable saw. */
 const volatile bool guard_sites = false;
+/* Keys of unprivileged credentials a generation's counts map may hold; the
+ * rest of it is kept for root and kernel threads, so a flood by a local user
+ * never pushes a privileged program's checks out of their exact keys.
+ * 0: no reserve. */
+const volatile __u64 nonroot_key_limit = 0;
+/* Paths of exec'd files go to exe_names (the daemon; profile needs none). */
+const volatile bool record_exe_names = false;
 
 #include "capaudit_maps.bpf.h"
 
@@ -279,6 +286,104 @@ static __always_inline void stream_check(void *ctx, const struct ca_check_key *k
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Root (real or effective, in the initial user namespace's ids: a user
+ * namespace's root is its creator's kuid) and kernel threads. */
+static __always_inline bool privileged_key(const struct ca_check_key *k)
+{
+	return (k->flags & CA_FLAG_KTHREAD) || k->uid == 0 || k->euid == 0;
+}
+
+/*
+ * Counts a check whose exact key found no room, still exactly, at the coarse
+ * key (the key is made coarse in place, for the origin sample) or, with the
+ * coarse map full too, in its cap_counts slot. Returns what map_count does;
+ * 0 for the slot (no origin is sampled there).
+ */
+static __always_inline __u64 count_coarse(void *coarse_map, struct ca_check_key *k, bool *is_new,
+					  const bool own_percpu)
+{
+	__u32 slot;
+	__u64 n, *v;
+
+	k->flags |= CA_FLAG_COARSE;
+	k->cgroup_id = 0;
+	k->cap_effective = 0;
+	k->uid = 0;
+	k->euid = 0;
+	k->target_ns_inum = 0;
+	k->cred_ns_inum = 0;
+	k->syscall_nr = 0;
+	n = map_count(coarse_map, k, is_new, own_percpu);
+	if (n) {
+		stat_inc(CA_STAT_COARSE_CHECKS);
+		return n;
+	}
+	slot = ca_cap_slot(k->cap, k->target_ns_level != 0, k->ret != 0, k->audit);
+	v = bpf_map_lookup_elem(&cap_counts, &slot);
+	if (v) {
+		if (own_percpu)
+			own_slot_inc(v);
+		else
+			__sync_fetch_and_add(v, 1);
+		stat_inc(CA_STAT_CAP_ONLY_CHECKS);
+	} else {
+		stat_inc(CA_STAT_COUNT_DROPS); /* cannot happen: slot < CA_CAP_SLOTS */
+	}
+	return 0;
+}
+
+/* One generation's counting: the exact key if it is there or can be added
+ * (within the unprivileged share), else the coarse key. */
+static __always_inline __u64 count_in(void *counts_map, void *coarse_map, __u32 quota_slot,
+				      struct ca_check_key *k, bool *is_new, const bool own_percpu)
+{
+	__u64 *val = bpf_map_lookup_elem(counts_map, k);
+	__u64 *quota = NULL;
+	__u64 n;
+
+	*is_new = false;
+	if (val) {
+		/* The common case, a key seen before: one lookup, one add. */
+		if (!own_percpu) {
+			__sync_fetch_and_add(val, 1);
+			return *val;
+		}
+		own_slot_inc(val);
+		return *val;
+	}
+	if (nonroot_key_limit && !privileged_key(k)) {
+		quota = bpf_map_lookup_elem(&key_quota, &quota_slot);
+		if (quota && *quota >= nonroot_key_limit)
+			return count_coarse(coarse_map, k, is_new, own_percpu);
+	}
+	n = map_count(counts_map, k, is_new, own_percpu);
+	if (!n)
+		return count_coarse(coarse_map, k, is_new, own_percpu);
+	if (*is_new && quota)
+		__sync_fetch_and_add(quota, 1);
+	return n;
+}
+
+/* Counts a filled key in the generation counted into, sampling its origin.
+ * own_percpu: see map_count. */
+static __always_inline void count_key(void *ctx, struct ca_origin_key *okey, const __u32 skip,
+				      const bool own_percpu)
+{
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&epoch, &zero);
+	bool is_new;
+	__u64 n;
+
+	if (gen && (*gen & 1))
+		n = count_in(&counts_b, &coarse_b, CA_QUOTA_NONROOT_GEN1, &okey->check, &is_new,
+			     own_percpu);
+	else
+		n = count_in(&counts, &coarse, CA_QUOTA_NONROOT_GEN0, &okey->check, &is_new,
+			     own_percpu);
+	if (n && should_sample(n, is_new))
+		record_origin(ctx, okey, skip);
+}
+
 /* security_capable's final verdict: fentry/fexit programs and final_defer(). */
 #include "final_verdict.bpf.h"
 
@@ -296,8 +401,6 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct ca_origin_key okey;
-	bool is_new;
-	__u64 n;
 
 	stat_inc_own(CA_STAT_CHECKS);
 	if (guard_sites && !site) {
@@ -326,15 +429,11 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	if (!site && final_defer(&okey.check))
 		return;
 
-	/* With final_verdict, fexit/security_capable counts into the map too. */
-	n = map_count(&counts, &okey.check, &is_new, !final_verdict);
-	if (!n)
-		stat_inc(CA_STAT_COUNT_DROPS);
-	else if (should_sample(n, is_new))
-		record_origin(ctx, &okey, skip);
-
+	/* Before counting: a coarse count rewrites the key. */
 	if (stream_checks)
 		stream_check(ctx, &okey.check, pid_tgid, skip);
+	/* With final_verdict, fexit/security_capable counts into the maps too. */
+	count_key(ctx, &okey, skip, !final_verdict);
 }
 
 /* opts (5.1+) or audit (before): which one is decided from kernel BTF. */
@@ -486,70 +585,7 @@ int BPF_PROG(ca_tp_cap_capable, const struct cred *cred, struct user_namespace *
 	return 0;
 }
 
-/*
- * Rebuilds the absolute path of `file` from its dentry chain, right to left,
- * crossing mounts through struct mount (what d_path does, minus the locks).
- * Gives up with "" rather than a wrong path when the path is too long or
- * too deep. The path is relative to the root of the task's mount namespace.
- */
-static __always_inline void build_dpath(char *out, struct file *file)
-{
-	__u32 zero = 0;
-	struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
-	/* container_of, with the offset relocated: struct mount is private. */
-	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	__u32 pos;
-
-	out[0] = 0;
-	if (!s)
-		return;
-	s->buf[CA_PATH_LEN - 1] = 0;
-	s->pos = CA_PATH_LEN - 1;
-
-	for (int i = 0; i < CA_DPATH_MAX_STEPS; i++) {
-		struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		const unsigned char *name;
-		__u32 len;
-
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-
-			/* A namespace's root mount is its own parent. */
-			if (dentry != mnt_root || mnt_parent == mnt)
-				goto done;
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			continue;
-		}
-		len = BPF_CORE_READ(dentry, d_name.len);
-		name = BPF_CORE_READ(dentry, d_name.name);
-		/* pos lives in the map value, not a register: loaded from there
-		 * it is unknown to the verifier, so every path through the loop
-		 * looks alike and gets pruned instead of explored one by one. */
-		pos = *(volatile __u32 *)&s->pos;
-		if (len + 1 > pos)
-			return;
-		pos -= len;
-		/* The masks only convince the verifier: pos and len are in range. */
-		bpf_probe_read_kernel(&s->buf[pos & (CA_PATH_LEN - 1)], len & (CA_PATH_LEN - 1), name);
-		pos -= 1;
-		s->buf[pos & (CA_PATH_LEN - 1)] = '/';
-		s->pos = pos;
-		dentry = parent;
-	}
-	return;
-
-done:
-	pos = *(volatile __u32 *)&s->pos;
-	if (pos >= CA_PATH_LEN - 1) {
-		pos = CA_PATH_LEN - 2;
-		s->buf[pos] = '/';
-	}
-	bpf_probe_read_kernel_str(out, CA_PATH_LEN, &s->buf[pos & (CA_PATH_LEN - 1)]);
-}
+#include "capaudit_dpath.bpf.h"
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -557,9 +593,12 @@ int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct ca_exec_event *e;
+	struct ca_exe_name *name;
+	struct ca_exe_id id;
 	struct file *file;
 	struct inode *inode;
 	const struct cred *cred;
+	__u32 zero = 0;
 
 	if (follow_tracked) {
 		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
@@ -571,15 +610,30 @@ int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		}
 	}
 
+	file = BPF_CORE_READ(bprm, file);
+	inode = BPF_CORE_READ(file, f_inode);
+	id.ino = BPF_CORE_READ(inode, i_ino);
+	id.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	name = bpf_map_lookup_elem(&name_scratch, &zero);
+	if (!name)
+		return 0;
+	/* The path also goes to exe_names, which keeps it however long the
+	 * daemon is down (the ring buffer holds a few hundred events). */
+	build_dpath(name->path, file);
+	if (record_exe_names && name->path[0]) {
+		long err = bpf_map_update_elem(&exe_names, &id, name, BPF_NOEXIST);
+
+		if (err && err != -EEXIST)
+			stat_inc(CA_STAT_NAME_DROPS);
+	}
+
 	e = bpf_ringbuf_reserve(&exec_events, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(CA_STAT_RINGBUF_DROPS);
 		return 0;
 	}
-	file = BPF_CORE_READ(bprm, file);
-	inode = BPF_CORE_READ(file, f_inode);
-	e->exe_ino = BPF_CORE_READ(inode, i_ino);
-	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->exe_ino = id.ino;
+	e->exe_dev = id.dev;
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->pid = (__u32)pid_tgid;
 	e->tgid = tgid;
@@ -589,7 +643,7 @@ int BPF_PROG(ca_tp_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	e->euid = BPF_CORE_READ(cred, euid.val);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
-	build_dpath(e->dpath, file);
+	__builtin_memcpy(e->dpath, name->path, sizeof(e->dpath));
 	bpf_ringbuf_submit(e, 0);
 	stat_inc(CA_STAT_EXEC_EVENTS);
 	return 0;

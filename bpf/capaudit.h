@@ -41,6 +41,41 @@ enum ca_key_flags {
 	 * so flags added below them do not collide. */
 	CA_FLAG_FINAL_KNOWN = 1 << 6,
 	CA_FLAG_FINAL_DENIED = 1 << 7,
+	/* Counted where the exact key found no room (counts map full, or the
+	 * unprivileged share of it used up): only the executable (or comm),
+	 * cap, ret, audit, these flags and target_ns_level kept; uid, euid,
+	 * cgroup, namespaces' inums, syscall and cap_effective are zero. */
+	CA_FLAG_COARSE = 1 << 4,
+	/* Coarser still (the coarse map full too): a per-capability slot of
+	 * cap_counts, the executable lost as well. Set with CA_FLAG_COARSE. */
+	CA_FLAG_CAP_ONLY = 1 << 5,
+};
+
+/* cap_counts, the map that cannot fill: one slot per capability (0-63),
+ * target namespace initial or not, granted or denied, and audit. */
+#define CA_CAP_SLOTS 1024
+static inline __u32 ca_cap_slot(__u32 cap, int userns, int denied, __u32 audit)
+{
+	return ((cap & 63) << 4) | (userns ? 8 : 0) | (denied ? 4 : 0) | (audit & 3);
+}
+
+/* key_quota slots: keys the unprivileged have in each generation's counts
+ * map (the kernel adds, user space zeroes a cleared generation's). */
+enum ca_quota {
+	CA_QUOTA_NONROOT_GEN0 = 0,
+	CA_QUOTA_NONROOT_GEN1 = 1,
+	CA_QUOTA_MAX,
+};
+
+/* exe_names: the path of every executable exec'd, kept until user space
+ * has read it, so binaries run while the daemon is down are named. */
+struct ca_exe_id {
+	__u64 dev;             /* kernel encoding */
+	__u64 ino;
+};
+
+struct ca_exe_name {
+	char path[CA_PATH_LEN]; /* as ca_exec_event.dpath */
 };
 
 /*
@@ -146,6 +181,9 @@ enum ca_stat {
 	CA_STAT_STACK_WALKS,       /* stack walks made */
 	CA_STAT_EXEC_EVENTS,       /* exec events sent */
 	CA_STAT_RINGBUF_DROPS,     /* events lost because a ring buffer was full */
+	CA_STAT_COARSE_CHECKS,     /* checks counted at the coarse key (CA_FLAG_COARSE) */
+	CA_STAT_CAP_ONLY_CHECKS,   /* checks counted per capability only (CA_FLAG_CAP_ONLY) */
+	CA_STAT_NAME_DROPS,        /* execs whose path found no room in exe_names */
 	CA_STAT_MAX,
 };
 
@@ -198,8 +236,10 @@ enum ca_track_state {
  * can be adopted. Bump CA_LAYOUT_REVISION whenever a pinned map's key or
  * value changes meaning without changing size, and whenever ca_exec_event
  * changes at all (the exec_events ring buffer is pinned too).
+ * Revision 3: two generations of counts and coarse maps, cap_counts,
+ * epoch, key_quota, exe_names.
  */
-#define CA_LAYOUT_REVISION 2
+#define CA_LAYOUT_REVISION 3
 #define CA_LAYOUT_VERSION \
 	((__u32)((CA_LAYOUT_REVISION << 16) | sizeof(struct ca_check_key)))
 

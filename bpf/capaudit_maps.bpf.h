@@ -3,12 +3,89 @@
  * bpf/configure.cpp). */
 #pragma once
 
+/*
+ * Two generations of the exact counts (and of the coarse ones): the cap_capable
+ * program counts into the one `epoch` names (even: counts/coarse, odd:
+ * counts_b/coarse_b). To prune, user space moves the epoch on, waits for an
+ * RCU grace period (no program still holds the old map), drains the old map's
+ * final values and empties it: idle keys go, busy ones come back in the new
+ * generation, and no check is ever counted into a key being deleted.
+ * Not preallocated: the second generation costs memory only while it holds keys.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct ca_check_key);
 	__type(value, __u64);
 } counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct ca_check_key);
+	__type(value, __u64);
+} counts_b SEC(".maps");
+
+/* Where a check goes when its exact key finds no room: keyed by executable,
+ * cap, verdict, audit (CA_FLAG_COARSE), sized for executables x checks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ca_check_key);
+	__type(value, __u64);
+} coarse SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ca_check_key);
+	__type(value, __u64);
+} coarse_b SEC(".maps");
+
+/* And when that is full too: an array, which cannot fail (ca_cap_slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CA_CAP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} cap_counts SEC(".maps");
+
+/* [0]: the generation counted into; written by user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} epoch SEC(".maps");
+
+/* enum ca_quota: keys of unprivileged credentials per generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CA_QUOTA_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} key_quota SEC(".maps");
+
+/* Filled at exec, emptied by user space once read; a full map counts
+ * CA_STAT_NAME_DROPS (the ring buffer may still carry the name). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ca_exe_id);
+	__type(value, struct ca_exe_name);
+} exe_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ca_exe_name);
+} name_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

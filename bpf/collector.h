@@ -36,6 +36,11 @@ struct CollectorOptions {
   uint32_t max_checks = 65536;                // counts map entries
   uint32_t max_origins = 65536;               // origins map entries
   uint32_t max_stacks = 16384;                // stack trace map entries
+  uint32_t max_coarse = 16384;                // coarse map entries (per generation)
+  uint32_t max_exe_names = 16384;             // exe_names entries: paths awaiting user space
+  // Keep a quarter of each counts map for root and kernel threads: keys of
+  // other credentials beyond three quarters are counted at the coarse key.
+  bool reserve_for_root = true;
   // After a key's first check, walk the stack again when its per-CPU count
   // reaches a power of two, then every stack_sample_period checks. 0: only
   // the first check of each key.
@@ -58,6 +63,13 @@ struct CollectorOptions {
 struct CheckCount {
   ca_check_key key;
   uint64_t count;  // summed over CPUs; monotonic while the maps live
+  // Parity of the generation map it was read from (cap_counts slots: 0).
+  uint8_t gen = 0;
+};
+
+struct ExeName {
+  ca_exe_id id;
+  std::string path;
 };
 
 struct OriginCount {
@@ -114,7 +126,31 @@ class Collector {
   // or a negative errno (-ENOENT when events_fd() is -1).
   int poll_events(int timeout_ms);
 
+  // Every count: both generations' exact and coarse maps, and the non-zero
+  // cap_counts slots (as keys with CA_FLAG_COARSE | CA_FLAG_CAP_ONLY, cap,
+  // ret 0 or -EPERM, audit and target_ns_level 0 or 1).
   std::vector<CheckCount> read_counts() const;
+  // Keys in the generation counted into now (exact and coarse).
+  size_t active_keys() const;
+
+  // Pruning (see capaudit_maps.bpf.h). The generation counted into:
+  uint64_t epoch() const;
+  // Counting moves on to epoch() + 1; returns once no program can still
+  // count into the previous generation, whose maps then hold final values.
+  bool advance_epoch(std::string* err);
+  // Waits for programs that may still count into a retired generation.
+  void wait_grace() const;
+  // Empties generation `gen`'s maps (never the one counted into).
+  bool clear_generation(uint64_t gen, std::string* err);
+
+  // Deletes the origin samples of keys no longer in the generation counted
+  // into (pruned with a retired one) and returns them. Samples are sampled:
+  // one taken while it is deleted may be lost, a count never is.
+  std::vector<OriginCount> prune_origins();
+
+  // Paths recorded at exec and not yet forgotten.
+  std::vector<ExeName> read_exe_names() const;
+  void forget_exe_names(const std::vector<ca_exe_id>& ids);
   std::vector<OriginCount> read_origins() const;
   std::vector<InspectCount> read_inspections() const;
   // Raw kernel addresses of one stack, innermost first; empty if unknown.

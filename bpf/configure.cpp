@@ -42,6 +42,10 @@ uint64_t mmap_min_addr() {
 
 }  // namespace
 
+uint64_t nonroot_key_limit(bool reserve_for_root, uint32_t max_checks) {
+  return reserve_for_root && max_checks >= 4 ? max_checks - max_checks / 4 : 0;
+}
+
 std::vector<bpf_program*> method_programs(capaudit_bpf* s, AttachMethod m) {
   switch (m) {
     case AttachMethod::Fexit:
@@ -127,6 +131,7 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   if (!wanted_sites.empty()) s->rodata->mmap_min_addr = mmap_min_addr();
   const uint32_t period = o.stack_sample_period;
   s->rodata->stack_sample_mask = period && !(period & (period - 1)) ? period - 1 : 0;
+  s->rodata->record_exe_names = !o.follow_tracked && !o.stream_checks;
 
   // Map sizes: what is not used costs a page (ring buffers) or one entry.
   int err = 0;
@@ -134,6 +139,10 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
     if (!err) err = bpf_map__set_max_entries(m, n);
   };
   set(s->maps.counts, o.max_checks);
+  set(s->maps.counts_b, o.max_checks);
+  set(s->maps.coarse, o.max_coarse);
+  set(s->maps.coarse_b, o.max_coarse);
+  set(s->maps.exe_names, sel.task_programs && !o.follow_tracked && !o.stream_checks ? o.max_exe_names : 1);
   set(s->maps.origins, o.max_origins);
   set(s->maps.stacks, o.max_stacks);
   set(s->maps.exec_events, sel.task_programs ? 256 * 1024 : page_size());
@@ -143,7 +152,9 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   if (err) return err;
 
   // Maps an earlier run pinned replace the object's own, sizes and all.
-  if (pins) return reuse_pinned_maps(s, *pins);
+  if (pins && (err = reuse_pinned_maps(s, *pins))) return err;
+  // Of the map in use, which may be a pinned one of another size.
+  s->rodata->nonroot_key_limit = nonroot_key_limit(o.reserve_for_root, bpf_map__max_entries(s->maps.counts));
   return 0;
 }
 

@@ -60,6 +60,9 @@ std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelectio
 // Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").
 std::string section_names(const std::vector<bpf_program*>& progs);
 
+// Keys of unprivileged credentials a counts map of max_checks may hold (0: no reserve).
+uint64_t nonroot_key_limit(bool reserve_for_root, uint32_t max_checks);
+
 // Autoload, rodata the verifier prunes by, map sizes, and the pinned maps to
 // reuse (pins may be null). Returns 0 or a negative errno.
 int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const ProgramSelection& sel,

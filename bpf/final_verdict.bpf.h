@@ -52,18 +52,13 @@ struct {
 static __always_inline void final_count(void *ctx, const struct ca_check_key *key)
 {
 	struct ca_origin_key okey;
-	bool is_new;
-	__u64 n;
 
 	__builtin_memset(&okey, 0, sizeof(okey));
 	__builtin_memcpy(&okey.check, key, sizeof(okey.check));
-	n = map_count(&counts, &okey.check, &is_new, false);
-	if (!n)
-		stat_inc(CA_STAT_COUNT_DROPS);
-	else if (should_sample(n, is_new))
-		record_origin(ctx, &okey, 2);
+	/* Before counting: a coarse count rewrites the key. */
 	if (stream_checks)
 		stream_check(ctx, &okey.check, bpf_get_current_pid_tgid(), 2);
+	count_key(ctx, &okey, 2, false);
 }
 
 /* From count_check in cap_capable's program: true when the key was left for

@@ -188,6 +188,9 @@ uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, 
   mix(o.stack_sample_period);
   if (guard_sites) mix(0x5173);
   if (final_verdict) mix(0xf1a1);
+  // Pins of layout revision 1 are never adopted, so older hashes need not
+  // match. The limit itself follows the size of the (pinned) map.
+  mix(o.reserve_for_root);
   return h;
 }
 
@@ -234,6 +237,7 @@ void Collector::Impl::pin_state(const PinPlan& plan) {
   const std::string& dir = plan.dir;
   if (plan.reuse) {
     const std::pair<bpf_map*, uint32_t> sized[] = {{skel->maps.counts, opts.max_checks},
+                                                   {skel->maps.coarse, opts.max_coarse},
                                                    {skel->maps.origins, opts.max_origins},
                                                    {skel->maps.stacks, opts.max_stacks}};
     for (auto [m, asked] : sized)

@@ -22,10 +22,13 @@ namespace capaudit {
 // Maps whose contents must survive the daemon; the pinned programs write
 // into them, so a restart reads on where the last run stopped. exec_events
 // too: execs made while the daemon is down wait there to name their
-// binaries (as many as its 256 KiB hold).
+// binaries (as many as its 256 KiB hold), and exe_names keeps their paths
+// beyond that.
 // inspections: its counts and the drain state written from them stay in step.
-inline constexpr const char* kPinnedMaps[] = {"counts",  "origins", "stacks",      "stats",
-                                              "tracked", "meta",    "exec_events", "inspections"};
+inline constexpr const char* kPinnedMaps[] = {
+    "counts", "counts_b",  "coarse", "coarse_b", "cap_counts",  "epoch",    "key_quota",
+    "origins", "stacks", "stats",  "tracked",  "meta",       "exec_events", "exe_names",
+    "inspections"};
 // The link of the exec program (tp_btf/sched_process_exec).
 inline constexpr const char* kExecLinkPin = "link_exec";
 // The final-verdict links, in final_verdict_programs() order.

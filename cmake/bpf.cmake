@@ -66,4 +66,5 @@ capaudit_bpf_skeleton(TARGET capaudit_skel NAME capaudit
                       SOURCE ${CMAKE_SOURCE_DIR}/bpf/capaudit.bpf.c OUT ${CAPAUDIT_BPF_OUT}
                       DEPENDS ${CMAKE_SOURCE_DIR}/bpf/capaudit.h ${CMAKE_SOURCE_DIR}/bpf/capaudit_maps.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/final_verdict.bpf.h
-                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_args.bpf.h)
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_args.bpf.h
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_dpath.bpf.h)

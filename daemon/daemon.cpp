@@ -316,7 +316,14 @@ bool Daemon::drain_now(const char* why) {
       return false;
     }
   }
+  // Paths recorded at exec, however long the daemon was down: learned before
+  // the counts are read, forgotten in the kernel once a drain stored them.
+  std::vector<ExeName> names = collector_->read_exe_names();
+  for (const ExeName& n : names) paths_->learn_exec(ExeId{n.id.dev, n.id.ino}, n.path, "", 0);
+  const bool final = begin_prune_step();
   KernelSnapshot snap;
+  snap.epoch = collector_->epoch();
+  snap.retired_final = final;
   snap.counts = collector_->read_counts();
   snap.origins = collector_->read_origins();
   snap.stats = collector_->stats();
@@ -325,6 +332,13 @@ bool Daemon::drain_now(const char* why) {
   DrainResult r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
   if (!r.ok && store_->damaged() && replace_damaged_store(r.error))
     r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
+  if (r.ok) {
+    std::vector<ca_exe_id> ids;
+    ids.reserve(names.size());
+    for (const ExeName& n : names) ids.push_back(n.id);
+    collector_->forget_exe_names(ids);
+    end_prune_step();
+  }
   // Pages are read again from the file at the next drain, so damage done to
   // it meanwhile is found then, not hidden by a cache; it also gives the
   // memory back between drains.
@@ -349,6 +363,46 @@ bool Daemon::drain_now(const char* why) {
                 r.keys_written, r.keys_deferred, r.keys_ignored);
   update_status();
   return true;
+}
+
+bool Daemon::begin_prune_step() {
+  const uint64_t epoch = collector_->epoch();
+  const int64_t retired = epoch >= 1 ? static_cast<int64_t>(epoch) - 1 : -1;
+  if (retired > drainer_->drained_generation()) {
+    // Moved on by an earlier run (or an earlier drain that failed) and not
+    // yet drained final.
+    collector_->wait_grace();
+    return true;
+  }
+  if (retired > drainer_->cleared_generation()) return false;  // end_prune_step empties it
+  // Idle keys stay in the map until pruned: prune when half of it is used,
+  // and every kPruneIntervalSec so keys idle for long leave a quiet map too.
+  const size_t keys = collector_->active_keys();
+  const time_t now = time(nullptr);
+  if (keys < config_.max_checks / 2 && (keys == 0 || now - last_prune_ < kPruneIntervalSec)) return false;
+  std::string err;
+  if (!collector_->advance_epoch(&err)) {
+    spdlog::warn("pruning the kernel maps: {}", err);
+    return false;
+  }
+  last_prune_ = now;
+  spdlog::debug("pruning: {} keys in generation {}, now counting into {}", keys, epoch, epoch + 1);
+  return true;
+}
+
+void Daemon::end_prune_step() {
+  const uint64_t epoch = collector_->epoch();
+  if (epoch == 0) return;
+  const uint64_t retired = epoch - 1;
+  const int64_t r = static_cast<int64_t>(retired);
+  if (drainer_->drained_generation() < r || drainer_->cleared_generation() >= r) return;
+  std::string err;
+  if (!collector_->clear_generation(retired, &err) || !drainer_->forget_generation(retired, &err)) {
+    spdlog::warn("pruning generation {}: {}; retried at the next drain", retired, err);
+    return;
+  }
+  if (!drainer_->forget_origins(collector_->prune_origins(), &err))
+    spdlog::warn("pruning origins: {}", err);
 }
 
 void Daemon::update_status(std::string_view with) {

@@ -10,6 +10,7 @@
 #include "kallsyms.h"
 #include "store.h"
 
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,14 @@ class Daemon {
   void attach_store();
   void record_method();
   bool drain_now(const char* why);
+  // Pruning the kernel maps (Collector::advance_epoch): before a drain, move
+  // the epoch on when due; true when the snapshot read next holds the
+  // retired generation's final counts. After a drain that stored them,
+  // empty that generation.
+  bool begin_prune_step();
+  void end_prune_step();
+  static constexpr time_t kPruneIntervalSec = 6 * 3600;
+  time_t last_prune_ = time(nullptr);
   void reload();
   // Sends STATUS=, in one message with `with` (e.g. "READY=1") when given.
   void update_status(std::string_view with = {});

@@ -13,8 +13,13 @@ namespace capaudit {
 namespace {
 
 constexpr std::string_view kStatNames[CA_STAT_MAX] = {
-    "checks", "count_drops", "origin_drops", "stack_errors", "stack_walks", "exec_events", "ringbuf_drops",
+    "checks",       "count_drops",   "origin_drops",    "stack_errors", "stack_walks",
+    "exec_events",  "ringbuf_drops", "coarse_checks",   "cap_only_checks", "name_drops",
 };
+
+// drain_state keys of the generation markers (values: generation + 1).
+const std::string kDrainedGen = "gdrained";
+const std::string kClearedGen = "gcleared";
 
 std::string comm_of(const ca_check_key& k) {
   return std::string(k.comm, strnlen(k.comm, sizeof k.comm));
@@ -31,6 +36,11 @@ std::string key_bytes(char kind, const void* key, size_t size) {
   std::string out(1, kind);
   out.append(static_cast<const char*>(key), size);
   return out;
+}
+
+std::string count_state_key(const CheckCount& c) {
+  char kind = (c.key.flags & CA_FLAG_CAP_ONLY) ? 'k' : (c.gen & 1) ? 'b' : 'c';
+  return key_bytes(kind, &c.key, sizeof c.key);
 }
 
 CheckFields check_fields(const ca_check_key& k, bool profiled) {
@@ -51,7 +61,45 @@ CheckFields check_fields(const ca_check_key& k, bool profiled) {
   if (k.flags & CA_FLAG_FINAL_KNOWN)
     f.final_verdict = (k.flags & CA_FLAG_FINAL_DENIED) ? FinalVerdict::Denied : FinalVerdict::Granted;
   f.arg = k.arg;
+  if (k.flags & CA_FLAG_COARSE) {
+    // What the coarse key lost is stored as no real check has it: no uid
+    // (-1), no namespace (inum 0), no cgroup (0); docs/schema.md.
+    f.coarse = true;
+    f.uid = f.euid = UINT32_MAX;
+    f.syscall = -1;
+    f.target_ns_inum = f.cred_ns_inum = 0;
+    f.cgroup_id = f.cap_effective = 0;
+  }
   return f;
+}
+
+int64_t Drainer::drained_generation() const {
+  auto it = written_.find(kDrainedGen);
+  return it == written_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
+}
+
+int64_t Drainer::cleared_generation() const {
+  auto it = written_.find(kClearedGen);
+  return it == written_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
+}
+
+bool Drainer::forget_generation(uint64_t gen, std::string* err) {
+  const char kind = (gen & 1) ? 'b' : 'c';
+  if (opts_.persist_drain_state) {
+    if (!store_->begin(err)) return false;
+    if (!store_->clear_drain_state_kind(kind) || !store_->set_drain_state(kClearedGen, gen + 1)) {
+      *err = store_->last_error();
+      store_->rollback();
+      return false;
+    }
+    if (!store_->commit(err)) return false;
+  }
+  for (auto it = written_.begin(); it != written_.end();)
+    it = !it->first.empty() && it->first[0] == kind ? written_.erase(it) : std::next(it);
+  for (auto it = deferred_.begin(); it != deferred_.end();)
+    it = !it->first.empty() && it->first[0] == kind ? deferred_.erase(it) : std::next(it);
+  written_[kClearedGen] = gen + 1;
+  return true;
 }
 
 Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, DrainOptions opts)
@@ -76,9 +124,38 @@ void Drainer::resume(bool adopted_kernel_maps) {
   }
 }
 
+bool Drainer::forget_origins(const std::vector<OriginCount>& gone, std::string* err) {
+  if (gone.empty()) return true;
+  std::vector<std::string> keys;
+  keys.reserve(gone.size());
+  for (const OriginCount& o : gone) {
+    ca_origin_key k{};
+    k.check = o.key;
+    k.stack_id = o.stack_id;
+    keys.push_back(key_bytes('o', &k, sizeof(ca_check_key) + sizeof(int32_t)));
+  }
+  if (opts_.persist_drain_state) {
+    if (!store_->begin(err)) return false;
+    for (const auto& k : keys)
+      if (!store_->delete_drain_state(k)) {
+        *err = store_->last_error();
+        store_->rollback();
+        return false;
+      }
+    if (!store_->commit(err)) return false;
+  }
+  for (const auto& k : keys) written_.erase(k);
+  return true;
+}
+
 Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
   Resolved r;
   // No executable to name these: their comm takes its place in the key.
+  if (k.flags & CA_FLAG_CAP_ONLY) {
+    r.ready = true;
+    r.key.comm = kCapOnlyComm;
+    return r;
+  }
   if (k.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) {
     r.ready = true;
     r.key.comm = comm_of(k);
@@ -224,12 +301,26 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   };
   // Processes that started before the daemon, or whose exec event was
   // missed, are found in /proc: one scan per drain, only when needed.
+  const int64_t retired = snap.epoch >= 1 ? static_cast<int64_t>(snap.epoch) - 1 : -1;
+  // The retired generation's counts are all stored once drained final;
+  // until its maps are emptied they are read again and must be passed by.
+  const bool retired_stored = retired < 0 || drained_generation() >= retired;
+  auto passed_by = [&](const CheckCount& c) {
+    return !(c.key.flags & CA_FLAG_CAP_ONLY) && (c.gen & 1) != (snap.epoch & 1) && retired_stored;
+  };
+  auto unnamed_count = [&](const CheckCount& c) {
+    if (passed_by(c)) return false;
+    auto it = written_.find(count_state_key(c));
+    if (it != written_.end() && it->second == c.count) return false;
+    return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE | CA_FLAG_CAP_ONLY)) &&
+           !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
+  };
   auto unnamed = [&](char kind, const auto& c) {
     auto it = written_.find(key_bytes(kind, &c.key, sizeof c.key));
     if (it != written_.end() && it->second == c.count) return false;
     return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
   };
-  if (std::any_of(snap.counts.begin(), snap.counts.end(), [&](const auto& c) { return unnamed('c', c); }) ||
+  if (std::any_of(snap.counts.begin(), snap.counts.end(), unnamed_count) ||
       std::any_of(snap.inspections.begin(), snap.inspections.end(), [&](const auto& c) { return unnamed('i', c); }))
     paths_.scan_proc();
   if (!store_->begin(&res.error)) return fail(res.error);
@@ -241,7 +332,12 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   std::vector<uint64_t> cgroup_ids;
 
   for (const auto& c : snap.counts) {
-    std::string k = key_bytes('c', &c.key, sizeof c.key);
+    if (passed_by(c)) continue;
+    // Check rows by the key alone: both generations may hold it.
+    const std::string raw = key_bytes('c', &c.key, sizeof c.key);
+    const std::string k = count_state_key(c);
+    // The last look at a retired generation's count: nothing is held back.
+    const bool final = (c.gen & 1) != (snap.epoch & 1) && !(c.key.flags & CA_FLAG_CAP_ONLY);
     uint64_t before = 0;
     if (auto it = written_.find(k); it != written_.end()) before = it->second;
     // A smaller value means the kernel map was recreated under us.
@@ -250,9 +346,9 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     Resolved r = resolve(c.key);
     if (!r.ready) {
       int waited = deferred_[k] + 1;
-      if (waited <= opts_.unresolved_grace_drains) {
+      if (waited <= opts_.unresolved_grace_drains && !final) {
         deferred_now[k] = waited;
-        skipped[k] = true;
+        skipped[raw] = true;
         res.keys_deferred++;
         continue;
       }
@@ -260,7 +356,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     }
     if (r.ignored) {
       pending[k] = c.count;
-      skipped[k] = true;
+      skipped[raw] = true;
       res.keys_ignored++;
       continue;
     }
@@ -271,10 +367,16 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (row == 0) return fail(store_->last_error());
     if (opts_.persist_drain_state && !store_->set_drain_state(k, c.count)) return fail(store_->last_error());
     pending[k] = c.count;
-    check_rows[k] = row;
+    check_rows[raw] = row;
     cgroup_ids.push_back(c.key.cgroup_id);
     added += delta;
     res.keys_written++;
+  }
+  if (snap.retired_final && !retired_stored) {
+    const std::string& gk = kDrainedGen;
+    if (opts_.persist_drain_state && !store_->set_drain_state(gk, static_cast<uint64_t>(retired) + 1))
+      return fail(store_->last_error());
+    pending[gk] = static_cast<uint64_t>(retired) + 1;
   }
 
   for (const auto& o : snap.origins) {

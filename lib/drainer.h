@@ -24,6 +24,11 @@ struct KernelSnapshot {
   std::vector<OriginCount> origins;
   CollectorStats stats;
   std::vector<InspectCount> inspections;
+  // The generation counted into when the counts were read (Collector::epoch).
+  uint64_t epoch = 0;
+  // Read after a grace period following the move to `epoch`: the previous
+  // generation's counts are final, and this drain stores all of them.
+  bool retired_final = false;
 };
 
 using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
@@ -71,6 +76,19 @@ class Drainer {
 
   DrainResult drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now);
 
+  // Pruning, generation by generation (capaudit_maps.bpf.h): the newest
+  // generation whose final counts are stored, and the newest whose maps were
+  // emptied and drain state forgotten; -1 for none. Kept in drain_state, so
+  // a restart on pinned maps goes on where the last run stopped.
+  int64_t drained_generation() const;
+  int64_t cleared_generation() const;
+  // After the kernel emptied generation `gen`'s maps: its keys' drain state
+  // goes (a key counted again starts from zero), in one transaction.
+  bool forget_generation(uint64_t gen, std::string* err);
+  // After the kernel deleted these origins: a sample taken again starts
+  // from zero.
+  bool forget_origins(const std::vector<OriginCount>& gone, std::string* err);
+
   // Total of the counts written by this drainer since it started.
   uint64_t checks_written() const { return checks_written_; }
 
@@ -108,5 +126,10 @@ class Drainer {
 CheckFields check_fields(const ca_check_key& k, bool profiled);
 // Bytes of the key, as stored in drain_state.
 std::string key_bytes(char kind, const void* key, size_t size);
+// The drain_state key of a count: 'c' or 'b' by the parity of its
+// generation's map, 'k' for a cap_counts slot (never emptied).
+std::string count_state_key(const CheckCount& c);
+// Binary of the checks counted per capability only: the executable is lost.
+inline constexpr const char* kCapOnlyComm = "[unknown: counts maps full]";
 
 }  // namespace capaudit

@@ -66,6 +66,10 @@ struct CheckFields {
   uint32_t arg = 0;  // ca_check_key.arg: the syscall's request, classified (0: not)
   // commoncap granted it and an LSM denied it: the program ran without it.
   bool lsm_denied() const { return ret == 0 && final_verdict == FinalVerdict::Denied; }
+  // Counted at the coarse key when the kernel's counts map had no room: uid,
+  // euid, syscall, namespaces, cgroup and cap_effective are not known (stored
+  // as uid -1, namespace inum 0: no real check has them; docs/schema.md).
+  bool coarse = false;
   auto operator<=>(const CheckFields&) const = default;
 };
 
@@ -219,6 +223,9 @@ class Store {
   std::map<std::string, uint64_t> load_drain_state();
   bool set_drain_state(std::string_view key, uint64_t value);
   bool clear_drain_state();
+  // Removes the drain state of keys whose first byte is `kind`.
+  bool clear_drain_state_kind(char kind);
+  bool delete_drain_state(std::string_view key);
 
   // Inserts or updates (a later name, image or bounding set fills what an
   // earlier write lacked; the path and first_seen stay).

@@ -44,6 +44,10 @@ CheckRow read_check_row(const Query& q) {
   c.f.profiled = q.i32(14) != 0;
   const int fv = q.i32(18);
   c.f.final_verdict = fv == 1 ? FinalVerdict::Granted : fv == 2 ? FinalVerdict::Denied : FinalVerdict::Unknown;
+  // The drainer's marks of a coarse row (check_fields): no real check has
+  // uid -1 or namespace inum 0.
+  c.f.coarse = c.f.uid == UINT32_MAX && c.f.euid == UINT32_MAX && c.f.target_ns_inum == 0 &&
+               c.f.cred_ns_inum == 0;
   c.count = q.u64(15);
   c.first_seen = q.i64(16);
   c.last_seen = q.i64(17);

@@ -141,6 +141,20 @@ bool Store::upsert_cgroup(const CgroupRow& r) {
   return q.run();
 }
 
+bool Store::delete_drain_state(std::string_view key) {
+  Query q(*this, "DELETE FROM drain_state WHERE key = ?1", "delete drain state");
+  q.bind_blob(1, key);
+  return q.run();
+}
+
+bool Store::clear_drain_state_kind(char kind) {
+  // A range on the primary key: every blob starting with `kind`.
+  const std::string lo(1, kind), hi(1, static_cast<char>(kind + 1));
+  Query q(*this, "DELETE FROM drain_state WHERE key >= ?1 AND key < ?2", "clear drain state");
+  q.bind_blob(1, lo).bind_blob(2, hi);
+  return q.run();
+}
+
 int64_t Store::add_verified_set(const VerifiedSetRow& r) {
   Query q(*this,
           "INSERT INTO verified_sets(path, sha256, caps, verification, runs, compare_output, created) "

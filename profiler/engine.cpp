@@ -520,14 +520,19 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
       if (std::find(list.begin(), list.end(), why) == list.end()) list.push_back(why);
     }
     for (const OriginRow& o : r.check->origins) acc.samples[o.origin] += o.samples;
-    acc.uids.insert(f.uid);
-    acc.euids.insert(f.euid);
-    acc.cgroups.insert(f.cgroup_id);
+    if (f.coarse) {
+      // Its credential is not known: nothing is said about it.
+      d.coarse_count += row.count;
+    } else {
+      acc.uids.insert(f.uid);
+      acc.euids.insert(f.euid);
+      acc.cgroups.insert(f.cgroup_id);
+      if (f.euid != 0) bd.seen_non_root_euid = true;
+    }
 
     if (r.required) caps.insert(f.cap);
     for (int n : r.replaced_by) caps.insert(n);
     bd.held_effective |= f.cap_effective;
-    if (f.euid != 0) bd.seen_non_root_euid = true;
     if (f.profiled) bd.profiled = true;
     if (granted && !f.lsm_denied() && r.init_ns) used |= bit(f.cap);
   }

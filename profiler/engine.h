@@ -59,6 +59,10 @@ struct CheckDecision {
   int64_t first_seen = 0, last_seen = 0;
   std::optional<int> replaced_by;         // alternative: the narrower capability kept instead
   Verification verified = Verification::Unverified;  // what re-runs showed (profile --minimize)
+  // Of count, the checks counted at the coarse key (the kernel's map was
+  // full): their uid, euid, cgroup, namespaces, syscall and effective set
+  // are not known, and are not in the lists above.
+  uint64_t coarse_count = 0;
 };
 
 struct BinaryDecision {

@@ -176,7 +176,13 @@ void write_check(JsonWriter& w, const CheckDecision& c) {
   else w.value(c.audit == Audit::Yes);
   w.key("capability");
   w.cap(c.cap);
+  // Only where the kernel's counts map was full (docs/schema.md, coarse rows).
+  if (c.coarse_count) w.field("coarse", true);
   w.field("count", c.count);
+  if (c.coarse_count) {
+    w.field("count_coarse", c.coarse_count);
+    w.field("detail_lost", "uid, euid, cgroup, namespace, syscall, effective set");
+  }
   w.field("euids", c.euids);
   w.key("final_verdict");
   if (c.final_verdict == FinalVerdict::Unknown) w.value(nullptr);
