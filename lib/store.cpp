@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include "store_query.h"
+#include "store_schema.h"
 
 #include <sys/stat.h>
 
@@ -21,219 +22,6 @@ namespace {
 // having capaudit tables added to someone else's database.
 constexpr int kApplicationId = 0x63617061;
 
-// Each entry migrates from version i to i+1. Never edit a released entry;
-// append a new one (docs/schema.md lists them).
-const char* const kMigrations[] = {
-    // 0 -> 1
-    R"sql(
-CREATE TABLE meta(
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-CREATE TABLE binaries(
-  id          INTEGER PRIMARY KEY,
-  dev         INTEGER NOT NULL,
-  ino         INTEGER NOT NULL,
-  path        TEXT NOT NULL,
-  comm        TEXT NOT NULL,
-  path_stale  INTEGER NOT NULL DEFAULT 0,
-  first_seen  INTEGER NOT NULL,
-  last_seen   INTEGER NOT NULL,
-  sha256      TEXT,
-  owner_uid   INTEGER,
-  owner_gid   INTEGER,
-  mode        INTEGER,
-  file_caps   TEXT,
-  UNIQUE(dev, ino, path, comm)
-);
-CREATE INDEX binaries_path ON binaries(path);
-CREATE TABLE checks(
-  id              INTEGER PRIMARY KEY,
-  binary_id       INTEGER NOT NULL REFERENCES binaries(id),
-  cap             INTEGER NOT NULL,
-  ret             INTEGER NOT NULL,
-  audit           INTEGER NOT NULL,
-  insetid         INTEGER NOT NULL,
-  uid             INTEGER NOT NULL,
-  euid            INTEGER NOT NULL,
-  syscall         INTEGER NOT NULL,
-  target_ns_inum  INTEGER NOT NULL,
-  target_ns_level INTEGER NOT NULL,
-  cred_ns_inum    INTEGER NOT NULL,
-  cgroup_id       INTEGER NOT NULL,
-  cap_effective   INTEGER NOT NULL,
-  profiled        INTEGER NOT NULL,
-  count           INTEGER NOT NULL,
-  first_seen      INTEGER NOT NULL,
-  last_seen       INTEGER NOT NULL,
-  UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled)
-);
-CREATE TABLE stacks(
-  id      INTEGER PRIMARY KEY,
-  hash    TEXT NOT NULL UNIQUE,
-  origin  TEXT NOT NULL,
-  frames  TEXT NOT NULL
-);
-CREATE TABLE check_origins(
-  check_id  INTEGER NOT NULL REFERENCES checks(id) ON DELETE CASCADE,
-  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
-  samples   INTEGER NOT NULL,
-  PRIMARY KEY(check_id, stack_id)
-) WITHOUT ROWID;
-CREATE TABLE collector_stats(
-  name   TEXT PRIMARY KEY,
-  value  INTEGER NOT NULL
-);
-CREATE TABLE drain_state(
-  key    BLOB PRIMARY KEY,
-  value  INTEGER NOT NULL
-) WITHOUT ROWID;
-)sql",
-    // 1 -> 2: sets verified by re-running a command (capaudit profile --minimize)
-    R"sql(
-CREATE TABLE verified_sets(
-  id              INTEGER PRIMARY KEY,
-  path            TEXT NOT NULL,
-  sha256          TEXT NOT NULL,
-  caps            TEXT NOT NULL,
-  verification    TEXT NOT NULL,
-  runs            INTEGER NOT NULL,
-  compare_output  INTEGER NOT NULL,
-  created         INTEGER NOT NULL
-);
-CREATE INDEX verified_sets_path ON verified_sets(path, created);
-)sql",
-    // 2 -> 3: checks.final_verdict, security_capable's answer after every LSM,
-    // part of the UNIQUE key (an LSM's denial of a grant is another check).
-    // SQLite cannot change a UNIQUE constraint in place: both tables are
-    // rebuilt, check_origins first out so dropping checks cascades nowhere.
-    R"sql(
-CREATE TABLE checks_v3(
-  id              INTEGER PRIMARY KEY,
-  binary_id       INTEGER NOT NULL REFERENCES binaries(id),
-  cap             INTEGER NOT NULL,
-  ret             INTEGER NOT NULL,
-  audit           INTEGER NOT NULL,
-  insetid         INTEGER NOT NULL,
-  uid             INTEGER NOT NULL,
-  euid            INTEGER NOT NULL,
-  syscall         INTEGER NOT NULL,
-  target_ns_inum  INTEGER NOT NULL,
-  target_ns_level INTEGER NOT NULL,
-  cred_ns_inum    INTEGER NOT NULL,
-  cgroup_id       INTEGER NOT NULL,
-  cap_effective   INTEGER NOT NULL,
-  profiled        INTEGER NOT NULL,
-  count           INTEGER NOT NULL,
-  first_seen      INTEGER NOT NULL,
-  last_seen       INTEGER NOT NULL,
-  final_verdict   INTEGER NOT NULL DEFAULT 0,
-  UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict)
-);
-INSERT INTO checks_v3(id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-                      target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count,
-                      first_seen, last_seen)
-  SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen
-  FROM checks;
-CREATE TABLE check_origins_v3(
-  check_id  INTEGER NOT NULL REFERENCES checks_v3(id) ON DELETE CASCADE,
-  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
-  samples   INTEGER NOT NULL,
-  PRIMARY KEY(check_id, stack_id)
-) WITHOUT ROWID;
-INSERT INTO check_origins_v3(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
-DROP TABLE check_origins;
-DROP TABLE checks;
-ALTER TABLE checks_v3 RENAME TO checks;
-ALTER TABLE check_origins_v3 RENAME TO check_origins;
-)sql",
-    // 3 -> 4: checks.arg, the syscall's request at the check as the kernel
-    // side classified it, joins the UNIQUE key (a read and a write are two
-    // checks); both tables rebuilt as in 2 -> 3. And self-inspections: a
-    // program asking which capabilities it holds (capget, prctl).
-    R"sql(
-CREATE TABLE checks_v4(
-  id              INTEGER PRIMARY KEY,
-  binary_id       INTEGER NOT NULL REFERENCES binaries(id),
-  cap             INTEGER NOT NULL,
-  ret             INTEGER NOT NULL,
-  audit           INTEGER NOT NULL,
-  insetid         INTEGER NOT NULL,
-  uid             INTEGER NOT NULL,
-  euid            INTEGER NOT NULL,
-  syscall         INTEGER NOT NULL,
-  target_ns_inum  INTEGER NOT NULL,
-  target_ns_level INTEGER NOT NULL,
-  cred_ns_inum    INTEGER NOT NULL,
-  cgroup_id       INTEGER NOT NULL,
-  cap_effective   INTEGER NOT NULL,
-  profiled        INTEGER NOT NULL,
-  count           INTEGER NOT NULL,
-  first_seen      INTEGER NOT NULL,
-  last_seen       INTEGER NOT NULL,
-  final_verdict   INTEGER NOT NULL DEFAULT 0,
-  arg             INTEGER NOT NULL DEFAULT 0,
-  UNIQUE(binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, final_verdict, arg)
-);
-INSERT INTO checks_v4(id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-                      target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count,
-                      first_seen, last_seen, final_verdict)
-  SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
-         target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen,
-         final_verdict
-  FROM checks;
-CREATE TABLE check_origins_v4(
-  check_id  INTEGER NOT NULL REFERENCES checks_v4(id) ON DELETE CASCADE,
-  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
-  samples   INTEGER NOT NULL,
-  PRIMARY KEY(check_id, stack_id)
-) WITHOUT ROWID;
-INSERT INTO check_origins_v4(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
-DROP TABLE check_origins;
-DROP TABLE checks;
-ALTER TABLE checks_v4 RENAME TO checks;
-ALTER TABLE check_origins_v4 RENAME TO check_origins;
-CREATE TABLE self_inspections(
-  binary_id   INTEGER NOT NULL REFERENCES binaries(id) ON DELETE CASCADE,
-  kind        INTEGER NOT NULL,
-  cap         INTEGER NOT NULL,
-  profiled    INTEGER NOT NULL,
-  count       INTEGER NOT NULL,
-  first_seen  INTEGER NOT NULL,
-  last_seen   INTEGER NOT NULL,
-  PRIMARY KEY(binary_id, kind, cap, profiled)
-) WITHOUT ROWID;
-)sql",
-    // 4 -> 5: the cgroups checks ran in, named when made (issue 12)
-    R"sql(
-CREATE TABLE IF NOT EXISTS cgroups(
-  id              INTEGER PRIMARY KEY,
-  path            TEXT NOT NULL,
-  first_seen      INTEGER NOT NULL,
-  last_seen       INTEGER NOT NULL,
-  unit            TEXT NOT NULL,
-  container_id    TEXT NOT NULL,
-  runtime         TEXT NOT NULL,
-  monitor         INTEGER NOT NULL,
-  container_name  TEXT NOT NULL,
-  image           TEXT NOT NULL,
-  pod_uid         TEXT NOT NULL,
-  pod_name        TEXT NOT NULL,
-  pod_namespace   TEXT NOT NULL,
-  qos             TEXT NOT NULL,
-  bounding        INTEGER,
-  user            INTEGER
-);
-CREATE INDEX IF NOT EXISTS cgroups_container ON cgroups(container_id);
-)sql",
-};
-
-constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
-static_assert(kMigrationCount == kSchemaVersion);
 
 }  // namespace
 
@@ -385,11 +173,12 @@ bool Store::migrate(std::string* err) {
     if (err) *err = last_error_;
     return false;
   }
-  for (int v = version; v < kMigrationCount; v++) {
+  const std::vector<std::string>& migrations = schema_migrations();
+  for (int v = version; v < static_cast<int>(migrations.size()); v++) {
     if (!exec("BEGIN IMMEDIATE", err)) return false;
     std::string set_version = "PRAGMA user_version=" + std::to_string(v + 1);
     std::string set_app = "PRAGMA application_id=" + std::to_string(kApplicationId);
-    if (!exec(kMigrations[v], err) || !exec(set_version.c_str(), err) || !exec(set_app.c_str(), err) ||
+    if (!exec(migrations[v].c_str(), err) || !exec(set_version.c_str(), err) || !exec(set_app.c_str(), err) ||
         !exec("COMMIT", err)) {
       exec("ROLLBACK");
       return false;
