@@ -36,6 +36,16 @@ struct Binary {
   std::vector<Check> checks;
 };
 
+// An audited check by nobody in the initial user namespace, as the daemon stores it.
+CheckFields host_check(int cap) {
+  CheckFields f;
+  f.cap = cap;
+  f.audit = Audit::Yes;
+  f.uid = f.euid = 65534;
+  f.target_ns_inum = 4026531837u;
+  return f;
+}
+
 // A host database as capauditd writes it, through the store.
 void write_host(const std::string& db, const std::vector<Binary>& binaries, int64_t now) {
   std::string err;
@@ -54,12 +64,7 @@ void write_host(const std::string& db, const std::vector<Binary>& binaries, int6
     identity.file_caps = "";
     ASSERT_TRUE(store->set_binary_identity(id, identity)) << store->last_error();
     for (const Check& c : b.checks) {
-      CheckFields f;
-      f.cap = c.cap;
-      f.audit = Audit::Yes;
-      f.uid = f.euid = 65534;
-      f.target_ns_inum = 4026531837u;
-      int64_t check = store->add_check(id, f, c.count, now);
+      int64_t check = store->add_check(id, host_check(c.cap), c.count, now);
       ASSERT_GT(check, 0) << store->last_error();
       std::vector<std::string> frames{"cap_capable+0x83", "security_capable+0x40", "ns_capable+0x12"};
       for (const std::string& fn : c.stack) frames.push_back(fn + "+0x2a");
@@ -67,6 +72,16 @@ void write_host(const std::string& db, const std::vector<Binary>& binaries, int6
       ASSERT_TRUE(store->add_origin(check, stack, 1)) << store->last_error();
     }
   }
+  ASSERT_TRUE(store->commit(&err)) << err;
+}
+
+// The host counts on: `count` more cap_net_raw checks by `path` at `now`.
+void count_on(const std::string& db, const std::string& path, uint64_t count, int64_t now) {
+  std::string err;
+  auto store = Store::open(db, &err);
+  ASSERT_TRUE(store) << err;
+  ASSERT_TRUE(store->begin(&err)) << err;
+  ASSERT_GT(store->add_check(store->binaries(path).at(0).id, host_check(CAP_NET_RAW), count, now), 0);
   ASSERT_TRUE(store->commit(&err)) << err;
 }
 
@@ -208,19 +223,7 @@ TEST_F(FleetPostgres, FiftyHostsRecommendOutliersAndCountingOnce) {
 
   // host-00 counts on; its newer export, then its older one again.
   std::string db0 = tmp_.file("host-00.db");
-  std::string err;
-  {
-    auto store = Store::open(db0, &err);
-    ASSERT_TRUE(store) << err;
-    ASSERT_TRUE(store->begin(&err));
-    CheckFields f;
-    f.cap = CAP_NET_RAW;
-    f.audit = Audit::Yes;
-    f.uid = f.euid = 65534;
-    f.target_ns_inum = 4026531837u;
-    ASSERT_GT(store->add_check(store->binaries("/usr/bin/ping").at(0).id, f, 100, 5000), 0);
-    ASSERT_TRUE(store->commit(&err));
-  }
+  count_on(db0, "/usr/bin/ping", 100, 5000);
   std::string newer = export_host(db0, "host-00", tmp_.file("host-00.newer.ndjson"));
   for (const std::string& f : {newer, files[0], newer, files[0]}) {
     r = capaudit({"fleet", "load", "--postgres", db_, f});
@@ -270,19 +273,7 @@ TEST_F(FleetPostgres, OneInputHoldingANewerAndAnOlderNightKeepsTheNewer) {
   std::string db = tmp_.file("host.db");
   write_host(db, {{"/usr/bin/ping", kShaA, {with_count(kRaw, 5)}}, {odd, kShaB, {kDac}}}, 1000);
   const std::string older = read_file(export_host(db, "host-a", tmp_.file("older.ndjson")));
-  std::string err;
-  {
-    auto store = Store::open(db, &err);
-    ASSERT_TRUE(store) << err;
-    ASSERT_TRUE(store->begin(&err));
-    CheckFields f;
-    f.cap = CAP_NET_RAW;
-    f.audit = Audit::Yes;
-    f.uid = f.euid = 65534;
-    f.target_ns_inum = 4026531837u;
-    ASSERT_GT(store->add_check(store->binaries("/usr/bin/ping").at(0).id, f, 7, 3000), 0);
-    ASSERT_TRUE(store->commit(&err));
-  }
+  count_on(db, "/usr/bin/ping", 7, 3000);
   const std::string newer = read_file(export_host(db, "host-a", tmp_.file("newer.ndjson")));
   ASSERT_NE(older, newer);
   for (const std::string& batch : {newer + older, older + newer}) {
