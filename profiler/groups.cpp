@@ -55,12 +55,26 @@ bool foreign_credential(const CgroupRow& r, const CheckFields& f, GroupBy by) {
   return by == GroupBy::Container && r.bounding && (f.cap_effective & ~*r.bounding) != 0;
 }
 
+bool ends_with(const std::string& s, const char* tail) {
+  const size_t n = std::char_traits<char>::length(tail);
+  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+}
+
+// The set-up of a group's processes by its runtime or by systemd, before
+// the workload's program runs. systemd forks its executor for a service's
+// Exec lines; a scope's processes come from elsewhere (PID 1 itself is
+// init.scope's), and a user manager (user@UID.service) is systemd as the
+// workload.
+bool setup_binary(const Observation& o, GroupBy by, const std::string& key) {
+  if (by == GroupBy::Container) return is_runtime_binary(o.binary);
+  return is_manager_binary(o.binary) && ends_with(key, ".service") && key.rfind("user@", 0) != 0;
+}
+
 Split split(const std::vector<Observation>& obs, const std::unordered_map<uint64_t, const CgroupRow*>& rows,
             GroupBy by, const std::optional<std::string>& only) {
   Split s;
   for (const Observation& o : obs) {
-    std::map<std::string, Observation> parts;
-    const bool runtime = by == GroupBy::Container && is_runtime_binary(o.binary);
+    std::map<std::string, Observation> workload, setup;
     for (const ObservedCheck& c : o.checks) {
       auto it = rows.find(c.row.f.cgroup_id);
       if (it == rows.end()) {
@@ -72,17 +86,81 @@ Split split(const std::vector<Observation>& obs, const std::unordered_map<uint64
       if (key.empty()) continue;
       if (only && !matches(r, by, *only)) continue;
       s.cgroups[key].insert(r.id);
-      if (!runtime && foreign_credential(r, c.row.f, by)) {
+      const bool is_setup = setup_binary(o, by, key);
+      if (!is_setup && foreign_credential(r, c.row.f, by)) {
         s.foreign[key] += c.row.count;
         continue;
       }
-      Observation& part = parts[key];
+      Observation& part = (is_setup ? setup : workload)[key];
       if (part.checks.empty()) part.binary = o.binary;
       part.checks.push_back(c);
     }
-    for (auto& [key, part] : parts) (runtime ? s.setup : s.workload)[key].push_back(std::move(part));
+    for (auto& [key, part] : workload) s.workload[key].push_back(std::move(part));
+    for (auto& [key, part] : setup) s.setup[key].push_back(std::move(part));
   }
   return s;
+}
+
+uint64_t known_caps() {
+  const int last = last_cap();
+  return last >= 63 ? ~uint64_t{0} : (uint64_t{1} << (last + 1)) - 1;
+}
+
+bool is_root_user(const std::string& user) { return user.empty() || user == "root" || user == "0"; }
+
+std::optional<uint32_t> uid_of(const std::string& user) {
+  if (passwd* pw = getpwnam(user.c_str())) return pw->pw_uid;
+  if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos && user.size() < 10)
+    return static_cast<uint32_t>(std::stoul(user));
+  return std::nullopt;
+}
+
+// A unit's user: its User= where systemd answers, else the uid its checks
+// ran as (said in a note), else unknown (said too).
+void settle_unit_user(GroupDecision& g, const std::set<uint32_t>& uids, const UnitLookup* units) {
+  std::string why = "systemd was not asked";
+  if (units && *units) {
+    why.clear();
+    if (std::optional<UnitSettings> s = (*units)(g.unit, &why)) {
+      g.user_source = UserSource::Unit;
+      g.non_root = !is_root_user(s->user) || s->dynamic_user;
+      if (!is_root_user(s->user)) {
+        g.user = s->user;
+        g.uid = uid_of(s->user);
+      } else if (s->dynamic_user) {
+        g.user = "(dynamic)";
+      }
+      s->bounding &= known_caps();  // systemd says ~0 for "unset"
+      s->ambient &= known_caps();
+      g.held = s->bounding;
+      g.held_is_bounding = true;
+      if (g.non_root && uids.count(0))
+        g.notes.push_back("some of its checks ran as root (an Exec line with \"+\", or a setuid program): the "
+                          "ambient set is for its User=");
+      else if (g.uid && !uids.empty() && !uids.count(*g.uid))
+        g.notes.push_back("its checks ran as uid " + std::to_string(*uids.begin()) + ", not as User=" + *g.user +
+                          " (uid " + std::to_string(*g.uid) + "): the unit was changed since, or it changes user");
+      else if (!g.non_root && !uids.empty() && !uids.count(0))
+        g.notes.push_back("it runs as root but its checks ran as uid " + std::to_string(*uids.begin()) +
+                          ": it changes user itself, so the ambient set would not reach it");
+      g.settings = std::move(s);
+      return;
+    }
+  }
+  if (uids.empty()) {
+    g.notes.push_back("its user is not known (" + why + "): AmbientCapabilities= is wanted only when its User= is "
+                      "not root");
+    return;
+  }
+  g.user_source = UserSource::Checks;
+  if (!uids.count(0)) {
+    g.uid = *uids.begin();
+    g.user = user_name(*g.uid);
+    g.non_root = true;
+    if (uids.size() > 1) g.notes.push_back("its checks ran as several users; the first is shown");
+  }
+  g.notes.push_back("User= not read from the unit (" + why + "): taken from the uid" +
+                    std::string(uids.size() > 1 ? "s" : "") + " its checks ran as");
 }
 
 }  // namespace
@@ -92,6 +170,12 @@ bool is_runtime_binary(const BinaryRow& b) {
   std::string base = std::filesystem::path(b.key.path).filename().string();
   return std::any_of(std::begin(kRuntimeBinaries), std::end(kRuntimeBinaries),
                      [&](const char* n) { return base == n; });
+}
+
+bool is_manager_binary(const BinaryRow& b) {
+  const std::filesystem::path p(b.key.path);
+  const std::string base = p.filename().string();
+  return (base == "systemd" || base == "systemd-executor") && p.parent_path().filename() == "systemd";
 }
 
 std::vector<std::string> GroupDecision::binaries() const {
@@ -127,7 +211,7 @@ std::string drops_text(const GroupDecision& g) {
 }
 
 GroupAnalysis analyze_groups(const std::vector<Observation>& obs, const std::vector<CgroupRow>& cgroups, GroupBy by,
-                             const Rules& rules, const std::optional<std::string>& only) {
+                             const Rules& rules, const std::optional<std::string>& only, const UnitLookup* units) {
   std::unordered_map<uint64_t, const CgroupRow*> rows;
   for (const CgroupRow& r : cgroups) rows.emplace(r.id, &r);
   Split s = split(obs, rows, by, only);
@@ -173,21 +257,26 @@ GroupAnalysis analyze_groups(const std::vector<Observation>& obs, const std::vec
     } else {
       g.held = effective;
     }
-    if (by == GroupBy::Container && g.container.user) {
+    if (by == GroupBy::Unit) {
+      settle_unit_user(g, uids, units);
+    } else if (g.container.user) {
       if (*g.container.user != 0) g.uid = g.container.user;
     } else if (!uids.empty() && !uids.count(0)) {
       g.uid = *uids.begin();
       if (uids.size() > 1) g.notes.push_back("its checks ran as several users; the first is shown");
     }
-    if (g.uid) g.user = user_name(*g.uid);
+    if (by == GroupBy::Container && g.uid) g.user = user_name(*g.uid);
 
     if (uint64_t n = s.foreign[key])
       g.notes.push_back(std::to_string(n) + " checks made in it with credentials holding capabilities outside its "
                         "bounding set (overlayfs acts with its mounter's) are not counted");
     if (by == GroupBy::Unit) {
-      if (key.size() > 6 && key.compare(key.size() - 6, 6, ".scope") == 0)
+      if (ends_with(key, ".scope"))
         g.notes.push_back("a scope has no unit file: give the capabilities where it is started (systemd-run -p "
                           "CapabilityBoundingSet=... -p AmbientCapabilities=...)");
+      if (!g.setup.binaries.empty())
+        g.notes.push_back("systemd's own set-up of its processes (as root, before each Exec line's program ran) is "
+                          "not counted");
     } else {
       if (g.uid && !g.capabilities.empty())
         g.notes.push_back("runs as uid " + std::to_string(*g.uid) +

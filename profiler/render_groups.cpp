@@ -44,6 +44,14 @@ std::string container_title(const GroupDecision& g) {
   return escape_for_display(t);
 }
 
+// "User=nobody", "User=nobody, from its checks' uid", "root", "user unknown".
+std::string user_text(const GroupDecision& g) {
+  if (g.user_source == UserSource::Unknown) return "user unknown";
+  std::string t = g.user ? "User=" + escape_for_display(*g.user) : "root";
+  if (g.user_source == UserSource::Checks) t += ", from the uid its checks ran as";
+  return t;
+}
+
 std::string used_text(const GroupDecision& g) {
   return g.capabilities.empty() ? "needs none" : "needs " + cap_list_text(g.capabilities, ", ");
 }
@@ -78,14 +86,34 @@ std::vector<std::string> docker_flags(const std::vector<int>& caps) {
   return out;
 }
 
+const char* user_source_name(UserSource s) {
+  switch (s) {
+    case UserSource::Unit: return "unit";
+    case UserSource::Checks: return "checks";
+    case UserSource::Unknown: break;
+  }
+  return "unknown";
+}
+
 nlohmann::json unit_to_json(const GroupDecision& g) {
   nlohmann::json j;
   j["unit"] = g.unit;
   j["user"] = g.user ? nlohmann::json(*g.user) : nlohmann::json();
+  // "unit": its User= as systemd has it now; "checks": the uid its checks
+  // ran as (systemd not asked or not knowing it); "unknown": neither.
+  j["user_source"] = user_source_name(g.user_source);
   nlohmann::json rest = common(g);
   j.update(rest);
   j["systemd"] = {{"CapabilityBoundingSet", systemd_caps_text(g.capabilities)},
-                  {"AmbientCapabilities", g.uid ? nlohmann::json(systemd_caps_text(g.capabilities)) : nlohmann::json()}};
+                  {"AmbientCapabilities", g.non_root ? nlohmann::json(systemd_caps_text(g.capabilities)) : nlohmann::json()}};
+  if (g.settings)
+    j["unit_settings"] = {{"User", g.settings->user},
+                          {"DynamicUser", g.settings->dynamic_user},
+                          {"CapabilityBoundingSet", cap_set_names(g.settings->bounding)},
+                          {"AmbientCapabilities", cap_set_names(g.settings->ambient)}};
+  else
+    j["unit_settings"] = nullptr;
+  j["systemd_setup"] = {{"binaries", g.setup_binaries()}, {"capabilities", cap_names(g.setup_capabilities())}};
   return j;
 }
 
@@ -124,17 +152,25 @@ void print_systemd_dropins(std::ostream& out, const GroupAnalysis& ga) {
     first = false;
     const std::string caps = systemd_caps_text(g.capabilities);
     out << "# " << escape_for_display("/etc/systemd/system/" + g.unit + ".d/capaudit.conf") << "\n";
-    out << "# " << escape_for_display(g.unit) << (g.user ? " (User=" + escape_for_display(*g.user) + ")" : " (root)")
-        << ": " << used_text(g) << "; " << drops_text(g) << "\n";
+    out << "# " << escape_for_display(g.unit) << " (" << user_text(g) << "): " << used_text(g) << "; "
+        << drops_text(g) << "\n";
     for (const std::string& n : g.notes) out << "# " << escape_for_display(n) << "\n";
-    out << "[Service]\n";
+    // Only a service's drop-in takes these settings; for a scope they are
+    // shown commented, for whatever starts it.
+    const bool service = g.unit.size() > 8 && g.unit.compare(g.unit.size() - 8, 8, ".service") == 0;
+    const char* set = service ? "" : "#";
+    out << set << "[Service]\n";
     // Each list setting adds to what the unit file says: the empty
     // assignment resets it first, so the drop-in leaves exactly this set.
-    out << "CapabilityBoundingSet=\n";
-    if (!caps.empty()) out << "CapabilityBoundingSet=" << caps << "\n";
-    if (g.uid) {
-      out << "AmbientCapabilities=\n";
-      if (!caps.empty()) out << "AmbientCapabilities=" << caps << "\n";
+    out << set << "CapabilityBoundingSet=\n";
+    if (!caps.empty()) out << set << "CapabilityBoundingSet=" << caps << "\n";
+    if (g.non_root) {
+      out << set << "AmbientCapabilities=\n";
+      if (!caps.empty()) out << set << "AmbientCapabilities=" << caps << "\n";
+    } else if (g.user_source == UserSource::Unknown) {
+      // Not guessed: left for whoever knows the unit's User= to uncomment.
+      out << "# if its User= is not root:\n#AmbientCapabilities=\n";
+      if (!caps.empty()) out << "#AmbientCapabilities=" << caps << "\n";
     }
   }
 }
@@ -168,7 +204,9 @@ void print_groups_table(std::ostream& out, const GroupAnalysis& ga) {
     std::string needs = cap_list_text(g.capabilities);
     std::string bins = escape_for_display(join(g.binaries(), ","));
     if (units)
-      t.add({escape_for_display(g.unit), g.user ? escape_for_display(*g.user) : "root", needs, drops_text(g), bins});
+      t.add({escape_for_display(g.unit),
+             g.user_source == UserSource::Unknown ? "?" : g.user ? escape_for_display(*g.user) : "root", needs,
+             drops_text(g), bins});
     else
       t.add({short_id(g.key), escape_for_display(g.container.container_name.empty() ? "-" : g.container.container_name),
              escape_for_display(g.container.image.empty() ? "-" : g.container.image), needs, drops_text(g), bins});
@@ -177,6 +215,9 @@ void print_groups_table(std::ostream& out, const GroupAnalysis& ga) {
   for (const GroupDecision& g : ga.groups) {
     for (const std::string& n : g.notes)
       out << (units ? escape_for_display(g.unit) : short_id(g.key)) << ": " << escape_for_display(n) << "\n";
+    if (units && !g.setup.binaries.empty())
+      out << escape_for_display(g.unit) << ": systemd's set-up, not counted: "
+          << escape_for_display(join(g.setup_binaries(), ",")) << " (" << cap_list_text(g.setup_capabilities()) << ")\n";
     if (!units && !g.setup.binaries.empty())
       out << short_id(g.key) << ": runtime set-up, not counted: " << escape_for_display(join(g.setup_binaries(), ","))
           << " (" << cap_list_text(g.setup_capabilities()) << ")\n";

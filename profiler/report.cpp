@@ -284,7 +284,9 @@ int recommend_groups(const RecommendArgs& args, GroupBy by) {
   auto loaded = load(args.db, args.binary, &status);
   if (!loaded) return status;
   std::optional<std::string> only = by == GroupBy::Unit ? args.unit : args.container;
-  GroupAnalysis ga = analyze_groups(loaded->observations, loaded->cgroups, by, Rules::builtin(), only);
+  const UnitLookup units = systemd_unit_lookup();  // the units' User= as systemd has them now
+  GroupAnalysis ga = analyze_groups(loaded->observations, loaded->cgroups, by, Rules::builtin(), only,
+                                    by == GroupBy::Unit ? &units : nullptr);
   if (loaded->store->read_failed()) {
     std::cerr << "capaudit: " << escape_for_display(loaded->store->damage_message()) << "\n";
     return 1;

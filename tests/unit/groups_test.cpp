@@ -89,6 +89,94 @@ TEST(Groups, PerUnit) {
       << out.str();
 }
 
+// The unit's User= as systemd has it wins over the uid its checks ran as;
+// systemd's own set-up of the unit's processes (PID 1's child, as root,
+// before the Exec line's program) is not the unit's.
+TEST(Groups, PerUnitUserFromSystemd) {
+  auto obs = observations();
+  obs.push_back(binary(5, "/usr/lib/systemd/systemd", {check(kSetuid, 10, 0, ~uint64_t{0} >> 23)}));
+  auto cg = cgroups();
+  std::vector<std::string> asked;
+  UnitSettings web;
+  web.user = "nobody";
+  web.bounding = bitof(kNetBind) | bitof(kNetRaw) | bitof(kChown);
+  web.ambient = web.bounding;
+  UnitLookup lookup = [&](const std::string& unit, std::string* why) -> std::optional<UnitSettings> {
+    asked.push_back(unit);
+    if (unit == "web.service") return web;
+    *why = "systemd does not have it loaded (LoadState=not-found)";
+    return std::nullopt;
+  };
+  GroupAnalysis ga = analyze_groups(obs, cg, GroupBy::Unit, Rules::builtin(), std::nullopt, &lookup);
+  EXPECT_EQ(asked, std::vector<std::string>{"web.service"});
+  ASSERT_EQ(ga.groups.size(), 1u);
+  const GroupDecision& g = ga.groups[0];
+  EXPECT_EQ(g.user_source, UserSource::Unit);
+  EXPECT_EQ(g.user, "nobody");
+  EXPECT_TRUE(g.non_root);
+  EXPECT_EQ(g.capabilities, std::vector<int>{kNetBind});  // not systemd's CAP_SETUID
+  EXPECT_EQ(g.setup_binaries(), std::vector<std::string>{"/usr/lib/systemd/systemd"});
+  EXPECT_EQ(drops_text(g), "drops 2 of 3 in its bounding set");
+  nlohmann::json j = groups_to_json(ga)["units"][0];
+  EXPECT_EQ(j["user_source"], "unit");
+  EXPECT_EQ(j["systemd"]["AmbientCapabilities"], "CAP_NET_BIND_SERVICE");
+  EXPECT_EQ(j["unit_settings"]["User"], "nobody");
+  std::ostringstream out;
+  print_systemd_dropins(out, ga);
+  EXPECT_NE(out.str().find("# web.service (User=nobody): needs cap_net_bind_service; drops 2 of 3 in its bounding "
+                           "set\n"),
+            std::string::npos)
+      << out.str();
+
+  // Root by its unit, though its checks ran as nobody: no ambient line.
+  web.user = "";
+  ga = analyze_groups(obs, cg, GroupBy::Unit, Rules::builtin(), std::nullopt, &lookup);
+  ASSERT_EQ(ga.groups.size(), 1u);
+  EXPECT_FALSE(ga.groups[0].non_root);
+  EXPECT_EQ(groups_to_json(ga)["units"][0]["systemd"]["AmbientCapabilities"], nullptr);
+  out.str("");
+  print_systemd_dropins(out, ga);
+  EXPECT_EQ(out.str().find("AmbientCapabilities"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("changes user itself"), std::string::npos) << out.str();
+  // DynamicUser=yes: never root.
+  web.dynamic_user = true;
+  ga = analyze_groups(obs, cg, GroupBy::Unit, Rules::builtin(), std::nullopt, &lookup);
+  EXPECT_TRUE(ga.groups[0].non_root);
+
+  // systemd does not know it: the checks' uid, and the output says where it came from.
+  UnitLookup unknown = [](const std::string&, std::string* why) -> std::optional<UnitSettings> {
+    *why = "systemd is not the init system here";
+    return std::nullopt;
+  };
+  ga = analyze_groups(obs, cg, GroupBy::Unit, Rules::builtin(), std::nullopt, &unknown);
+  ASSERT_EQ(ga.groups.size(), 1u);
+  EXPECT_EQ(ga.groups[0].user_source, UserSource::Checks);
+  EXPECT_EQ(groups_to_json(ga)["units"][0]["user_source"], "checks");
+  out.str("");
+  print_systemd_dropins(out, ga);
+  EXPECT_NE(out.str().find("from the uid its checks ran as"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("systemd is not the init system here"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("AmbientCapabilities=CAP_NET_BIND_SERVICE\n"), std::string::npos) << out.str();
+}
+
+// PID 1 is init.scope's own workload, not a set-up; a scope takes no
+// drop-in, so its settings are shown commented.
+TEST(Groups, ScopeKeepsSystemdAndGetsNoActiveDropIn) {
+  CgroupRow init;
+  init.id = 30;
+  init.path = "/init.scope";
+  init.unit = "init.scope";
+  std::vector<Observation> obs = {binary(5, "/usr/lib/systemd/systemd", {check(kSetuid, 30, 0, ~uint64_t{0} >> 23)})};
+  GroupAnalysis ga = analyze_groups(obs, {init}, GroupBy::Unit, Rules::builtin());
+  ASSERT_EQ(ga.groups.size(), 1u);
+  EXPECT_EQ(ga.groups[0].binaries(), std::vector<std::string>{"/usr/lib/systemd/systemd"});
+  EXPECT_TRUE(ga.groups[0].setup_binaries().empty());
+  std::ostringstream out;
+  print_systemd_dropins(out, ga);
+  EXPECT_NE(out.str().find("#[Service]\n#CapabilityBoundingSet=\n"), std::string::npos) << out.str();
+  EXPECT_EQ(out.str().find("\n[Service]"), std::string::npos) << out.str();
+}
+
 TEST(Groups, PerContainerWithoutTheRuntimesSetUp) {
   auto obs = observations();
   auto cg = cgroups();
