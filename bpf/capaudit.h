@@ -124,6 +124,10 @@ enum ca_arg_family {
 	CA_ARGF_OPEN = 2,      /* open, openat, openat2, creat */
 	CA_ARGF_RW = 3,        /* read/write family on an open file */
 	CA_ARGF_CHMOD = 4,     /* chmod, fchmod, fchmodat, fchmodat2 */
+	/* stat, lstat, newfstatat, statx, readlink(at), chdir: a path walk
+	 * whose only permission checks are directory searches. Not access(2):
+	 * its answer (W_OK...) is a question the program acts on. */
+	CA_ARGF_LOOKUP = 5,
 };
 
 enum ca_arg_bits {
@@ -147,6 +151,9 @@ enum ca_inspect_kind {
 	CA_INSPECT_CAPGET_OTHER = 3,    /* capget of another process */
 	CA_INSPECT_BSET = 4,            /* prctl(PR_CAPBSET_READ) */
 	CA_INSPECT_AMBIENT = 5,         /* prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET) */
+	/* capset of itself narrowing the permitted set, keeping cap in
+	 * permitted and effective: the call fails without it. */
+	CA_INSPECT_CAPSET_KEEP = 6,
 };
 
 /* The inspections map's key: counted exactly per executable and kind. */
@@ -160,7 +167,7 @@ struct ca_inspect_key {
 	};
 	__u8 kind;             /* enum ca_inspect_kind */
 	__u8 flags;            /* enum ca_key_flags */
-	__u8 cap;              /* BSET, AMBIENT: the capability asked about (255: out of range) */
+	__u8 cap;              /* BSET, AMBIENT, CAPSET_KEEP: the capability (255: out of range) */
 	__u8 _pad0;
 	__u32 _pad1;
 };

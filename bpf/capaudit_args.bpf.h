@@ -32,6 +32,13 @@
 #define CA_NR_pwritev 296
 #define CA_NR_preadv2 327
 #define CA_NR_pwritev2 328
+#define CA_NR_stat 4
+#define CA_NR_lstat 6
+#define CA_NR_chdir 80
+#define CA_NR_readlink 89
+#define CA_NR_newfstatat 262
+#define CA_NR_readlinkat 267
+#define CA_NR_statx 332
 #elif defined(__TARGET_ARCH_arm64)
 #define CA_NR_read 63
 #define CA_NR_write 64
@@ -58,6 +65,13 @@
 #define CA_NR_pwritev 70
 #define CA_NR_preadv2 286
 #define CA_NR_pwritev2 287
+#define CA_NR_stat -5
+#define CA_NR_lstat -6
+#define CA_NR_chdir 49
+#define CA_NR_readlink -7
+#define CA_NR_newfstatat 79
+#define CA_NR_readlinkat 78
+#define CA_NR_statx 291
 #endif
 #define CA_NR_openat2 437
 #define CA_NR_fchmodat2 452
@@ -68,9 +82,6 @@
 #define CA_S_ISUID 04000
 #define CA_S_ISGID 02000
 #define CA_TS_COMPAT 0x0002
-#define CA_PR_CAPBSET_READ 23
-#define CA_PR_CAP_AMBIENT 47
-#define CA_PR_CAP_AMBIENT_IS_SET 1
 
 static __always_inline __u32 ca_family(__u32 f, __u32 bits)
 {
@@ -169,6 +180,15 @@ static __always_inline __u32 classify_args(struct task_struct *task, struct pt_r
 	case CA_NR_fchmodat:
 	case CA_NR_fchmodat2:
 		break;
+	case CA_NR_stat:
+	case CA_NR_lstat:
+	case CA_NR_newfstatat:
+	case CA_NR_statx:
+	case CA_NR_readlink:
+	case CA_NR_readlinkat:
+	case CA_NR_chdir:
+		/* Only walks a path: no argument says more. */
+		return compat_syscall(task) ? 0 : ca_family(CA_ARGF_LOOKUP, 0);
 	default:
 		return 0;
 	}
@@ -222,91 +242,6 @@ static __always_inline __u32 classify_args(struct task_struct *task, struct pt_r
 	return 0;
 }
 
-/* ---- self-inspection ---------------------------------------------------- */
-
-static __always_inline bool inspect_wanted(__u32 tgid)
-{
-	if (only_tgid && tgid != only_tgid)
-		return false;
-	if (follow_tracked) {
-		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
-
-		if (!state || *state != CA_TRACK_ON)
-			return false;
-	}
-	return true;
-}
-
-static __always_inline void count_inspection(__u8 kind, unsigned long cap)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct ca_inspect_key k;
-	struct inode *inode = NULL;
-	struct mm_struct *mm;
-	bool is_new;
-
-	__builtin_memset(&k, 0, sizeof(k));
-	k.kind = kind;
-	/* libcap's start-up probe of the highest capability reads numbers up
-	 * to 64: kept apart so user space can tell it from a real question. */
-	k.cap = cap < 255 ? cap : 255;
-	mm = BPF_CORE_READ(task, mm);
-	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
-		k.flags = CA_FLAG_KTHREAD;
-	else if (mm)
-		inode = BPF_CORE_READ(mm, exe_file, f_inode);
-	if (inode) {
-		k.exe_ino = BPF_CORE_READ(inode, i_ino);
-		k.exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	} else {
-		k.flags |= k.flags ? 0 : CA_FLAG_NO_EXE;
-		bpf_get_current_comm(k.comm, sizeof(k.comm));
-	}
-	if (!map_count(&inspections, &k, &is_new, false))
-		stat_inc(CA_STAT_COUNT_DROPS);
-}
-
-/* capget(header, data): header->pid 0 or the caller is itself. */
-SEC("tracepoint/syscalls/sys_enter_capget")
-int ca_tp_capget(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct __user_cap_header_struct hdr = {};
-	__u8 kind = CA_INSPECT_CAPGET;
-
-	unsigned long header = ctx->args[0], data = ctx->args[1];
-
-	barrier_var(data);
-	if (!inspect_wanted(pid_tgid >> 32))
-		return 0;
-	bpf_probe_read_user(&hdr, sizeof(hdr), (void *)header);
-	if (!data)
-		kind = CA_INSPECT_CAPGET_VERSION;
-	else if (hdr.pid && hdr.pid != (int)(__u32)pid_tgid && hdr.pid != (int)(pid_tgid >> 32))
-		kind = CA_INSPECT_CAPGET_OTHER;
-	count_inspection(kind, 0);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_prctl")
-int ca_tp_prctl(struct trace_event_raw_sys_enter *ctx)
-{
-	/* All three read first, at fixed offsets: the verifier refuses a load
-	 * through a context pointer the compiler moved. */
-	long option = ctx->args[0];
-	unsigned long arg2 = ctx->args[1], arg3 = ctx->args[2];
-	unsigned long cap = arg2;
-	__u8 kind;
-
-	barrier_var(arg3);
-	if (option == CA_PR_CAPBSET_READ)
-		kind = CA_INSPECT_BSET;
-	else if (option == CA_PR_CAP_AMBIENT && arg2 == CA_PR_CAP_AMBIENT_IS_SET)
-		kind = CA_INSPECT_AMBIENT, cap = arg3;
-	else
-		return 0;
-	if (!inspect_wanted(bpf_get_current_pid_tgid() >> 32))
-		return 0;
-	count_inspection(kind, cap);
-	return 0;
-}
+/* The self-inspection programs: capaudit_inspect.bpf.h (kept apart: they
+ * are programs, this file is the check's classification). */
+#include "capaudit_inspect.bpf.h"

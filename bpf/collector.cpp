@@ -77,6 +77,7 @@ struct Loaded {
   bool final_loaded = false;              // loaded with the final-verdict programs
   std::vector<LinkPtr> cgroup_links;
   bool cgroup_names = false;              // tp_btf/cgroup_mkdir loaded
+  bool inspect_fallback = false;          // tp_btf/sys_enter loaded (self-inspection without tracefs)
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -124,6 +125,17 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
                    "drain is not named",
                    errno_text(with_cgroups_err));
   }
+  if (l.failure.empty() && l.load_err && sel.inspect_fallback && sel.task_programs) {
+    // Self-inspection without tracefs is a bonus of a bonus.
+    const std::string progs = section_names(inspect_fallback_programs(l.skel.get(), sel));
+    const int with_fallback_err = l.load_err;
+    sel.inspect_fallback = false;
+    l = open_configure_load(o, sel, pins);
+    if (l.failure.empty() && !l.load_err)
+      spdlog::info("collector: {} failed to load ({}): self-inspection is counted only where the syscall "
+                   "tracepoints attach",
+                   progs, errno_text(with_fallback_err));
+  }
   if (l.failure.empty() && l.load_err && sel.task_programs) {
     // Exec events are a bonus: try the method alone.
     std::vector<bpf_program*> bonus = task_programs(l.skel.get(), o, sel);
@@ -147,7 +159,34 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   out->guard_sites = !sel.inline_sites.empty();
   out->final_loaded = sel.final_verdict;
   out->cgroup_names = sel.cgroup_names;
+  out->inspect_fallback = sel.inspect_fallback && sel.task_programs;
   return {std::move(out), {}};
+}
+
+// The syscall tracepoints, else (no tracefs: `ip netns exec` remounts
+// /sys) the tp_btf/sys_enter program when it was loaded: it needs no tracefs.
+void attach_inspection(capaudit_bpf* s, const ProgramSelection& sel, std::vector<LinkPtr>* links) {
+  std::string failure;
+  for (bpf_program* p : inspect_programs(s, sel)) {
+    LinkPtr l(bpf_program__attach(p));
+    if (!l) {
+      failure = fmt::format("{} failed to attach: {}", bpf_program__section_name(p), errno_text(errno));
+      links->clear();
+      break;
+    }
+    links->push_back(std::move(l));
+  }
+  if (failure.empty()) return;
+  for (bpf_program* p : inspect_fallback_programs(s, sel)) {
+    LinkPtr l(bpf_program__attach(p));
+    if (l) {
+      spdlog::info("collector: self-inspection counted by {} ({})", bpf_program__section_name(p), failure);
+      links->push_back(std::move(l));
+      return;
+    }
+    failure += fmt::format("; {} failed to attach: {}", bpf_program__section_name(p), errno_text(errno));
+  }
+  spdlog::warn("collector: self-inspection not counted ({})", failure);
 }
 
 Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const PinPlan* pins) {
@@ -248,16 +287,10 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
   // Self-inspection counts are not pinned with the cap_capable link: they
   // stop with the process (what a program asks while the daemon is down is
   // not seen).
-  for (bpf_program* p : inspect_programs(s, ProgramSelection{sel.method, sel.old_audit, tasks, {}})) {
-    LinkPtr l(bpf_program__attach(p));
-    if (!l) {
-      spdlog::warn("collector: self-inspection not counted ({} failed to attach: {})",
-                   bpf_program__section_name(p), errno_text(errno));
-      out.inspect_links.clear();
-      break;
-    }
-    out.inspect_links.push_back(std::move(l));
-  }
+  ProgramSelection inspect_sel = sel;
+  inspect_sel.task_programs = tasks;
+  inspect_sel.inspect_fallback = out.inspect_fallback;
+  attach_inspection(s, inspect_sel, &out.inspect_links);
   for (bpf_program* p : out.cgroup_names ? cgroup_programs(s, sel) : std::vector<bpf_program*>{}) {
     LinkPtr l(bpf_program__attach(p));
     if (!l) {
@@ -334,7 +367,8 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
     // work too, but the method's own answer is what the contract promises.
     const bool final_verdict = m == AttachMethod::Fexit && features.has_btf_func("security_capable");
     Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m), final_verdict,
-                                                   opts.cgroup_events && features.has_btf_func("cgroup_mkdir")},
+                                                   opts.cgroup_events && features.has_btf_func("cgroup_mkdir"),
+                                                   opts.follow_tracked},
                            pins ? &*pins : nullptr);
     if (a.loaded) {
       loaded = std::move(a.loaded);

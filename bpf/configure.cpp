@@ -78,7 +78,12 @@ std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions&
 
 std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel) {
   if (!sel.task_programs) return {};
-  return {s->progs.ca_tp_capget, s->progs.ca_tp_prctl};
+  return {s->progs.ca_tp_capget, s->progs.ca_tp_capset, s->progs.ca_tp_prctl};
+}
+
+std::vector<bpf_program*> inspect_fallback_programs(capaudit_bpf* s, const ProgramSelection& sel) {
+  if (!sel.task_programs || !sel.inspect_fallback) return {};
+  return {s->progs.ca_btf_sys_enter};
 }
 
 std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel) {
@@ -113,8 +118,9 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
     bpf_program__set_autoload(p, std::find(wanted_tasks.begin(), wanted_tasks.end(), p) !=
                                      wanted_tasks.end());
   const auto wanted_inspect = inspect_programs(s, sel);
-  for (bpf_program* p : {s->progs.ca_tp_capget, s->progs.ca_tp_prctl})
+  for (bpf_program* p : {s->progs.ca_tp_capget, s->progs.ca_tp_capset, s->progs.ca_tp_prctl})
     bpf_program__set_autoload(p, !wanted_inspect.empty());
+  bpf_program__set_autoload(s->progs.ca_btf_sys_enter, !inspect_fallback_programs(s, sel).empty());
 
   bpf_program__set_autoload(s->progs.ca_tp_cgroup_mkdir, sel.cgroup_names);
 

@@ -32,6 +32,10 @@ struct ProgramSelection {
   // (final_verdict.bpf.h); fexit only, when kernel BTF has the function.
   bool final_verdict = false;
   bool cgroup_names = false;  // tp_btf/cgroup_mkdir (the daemon, issue 12)
+  // tp_btf/sys_enter for self-inspection where the syscall tracepoints
+  // cannot attach (no tracefs): following tracked tasks only, since it runs
+  // on every syscall (capaudit_inspect.bpf.h).
+  bool inspect_fallback = false;
 };
 
 // Functions that make a capability decision with cap_capable() inlined in
@@ -55,6 +59,8 @@ std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions&
 // The self-inspection programs (capget, prctl syscall tracepoints), loaded
 // with the task programs: like exec events, a bonus the method does without.
 std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel);
+// The program that does their work without tracefs, when the selection loads it; else none.
+std::vector<bpf_program*> inspect_fallback_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // tp_btf/cgroup_mkdir when the selection names cgroups; else none.
 std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").

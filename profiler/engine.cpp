@@ -435,6 +435,19 @@ uint64_t count_self_inspections(const std::vector<const Observation*>& group) {
   return n;
 }
 
+// What capset(2) calls of itself kept in permitted and effective while
+// dropping others (CA_INSPECT_CAPSET_KEEP, counted in the kernel only for
+// the initial user namespace): commoncap's cap_capset() refuses a permitted
+// set that is not a subset of the old one, so each call fails without them,
+// although no capability check says so.
+uint64_t capset_keeps(const std::vector<const Observation*>& group) {
+  uint64_t kept = 0;
+  for (const Observation* o : group)
+    for (const SelfInspectionRow& r : o->self_inspections)
+      if (r.kind == CA_INSPECT_CAPSET_KEEP) kept |= bit(r.cap);
+  return kept;
+}
+
 std::string display_name_of(const BinaryRow& b) {
   if (!b.key.path.empty()) return b.key.path;
   if (!b.key.comm.empty()) return "[" + b.key.comm + "]";
@@ -562,6 +575,10 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     if (a.audit != b.audit) return static_cast<int>(a.audit) < static_cast<int>(b.audit);
     return static_cast<int>(a.final_verdict) < static_cast<int>(b.final_verdict);
   });
+  const uint64_t kept = capset_keeps(group);
+  for (int c = 0; c < 64; c++)
+    if (kept & bit(c)) caps.insert(c);
+  used |= kept;
   bd.capabilities.assign(caps.begin(), caps.end());
   sort_caps_by_name(bd.capabilities);
 
@@ -579,6 +596,11 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
   }
   if (uint64_t spare = bd.held_effective & used & ~recommended) {
     bd.warnings.push_back("held and asked for, but not needed: " + names.joined(spare));
+  }
+  if (kept) {
+    bd.warnings.push_back("it asked capset(2) to keep " + names.joined(kept) +
+                          " (permitted and effective) while dropping others: the call fails without them, so "
+                          "they are required although no capability check asks for them");
   }
   if (group.size() > 1) {
     bd.warnings.push_back("checks of " + std::to_string(group.size()) +

@@ -60,7 +60,7 @@ constexpr std::pair<ArgClass, std::string_view> kArgClasses[] = {
     {ArgClass::SetidHeld, "setid_held"},   {ArgClass::SetidNotHeld, "setid_not_held"},
     {ArgClass::Write, "write"},            {ArgClass::Read, "read"},
     {ArgClass::ModeSetgid, "mode_setgid"}, {ArgClass::ModeNoSetgid, "mode_no_setgid"},
-    {ArgClass::Unknown, "unknown"},
+    {ArgClass::Lookup, "lookup"},          {ArgClass::Unknown, "unknown"},
 };
 
 bool matches_with(const Rule& r, int cap, std::string_view origin, FrameFunctions& fns, bool insetid,
@@ -223,6 +223,7 @@ bool arg_in_class(ArgClass c, const CallEvidence& e) {
     case ArgClass::Read: return io && !(e.arg & CA_ARG_WRITE);
     case ArgClass::ModeSetgid: return family == CA_ARGF_CHMOD && (e.arg & CA_ARG_MODE_SETGID);
     case ArgClass::ModeNoSetgid: return family == CA_ARGF_CHMOD && !(e.arg & CA_ARG_MODE_SETGID);
+    case ArgClass::Lookup: return family == CA_ARGF_LOOKUP;
     case ArgClass::Unknown: return family == CA_ARGF_NONE && !e.syscall_known;
   }
   return false;

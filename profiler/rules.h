@@ -28,6 +28,7 @@ enum class ArgClass {
   Read,          // open read-only, or a read(2)-family call
   ModeSetgid,    // chmod family: the new mode has S_ISGID
   ModeNoSetgid,  // chmod family: it has not
+  Lookup,        // stat/readlink/chdir family: a path walk that only searches directories
   Unknown,       // no syscall known at the check (outside one, or a kernel without bpf_task_pt_regs)
 };
 

@@ -356,8 +356,7 @@ TEST(Minimize, CapabilityOnlyANoauditCheckAskedIsTriedToo) {
 // capsh --has-p=cap_net_raw reads its own capability sets (capget) and exits 1
 // without cap_net_raw, which the kernel never checks: the runs start from
 // everything the traced run held and keep what a run without it lacked.
-// Needs the self-inspection evidence (BinaryDecision::self_inspections).
-TEST(Minimize, DISABLED_ProgramThatInspectsItsOwnCapabilitiesKeepsWhatItNeeds) {
+TEST(Minimize, ProgramThatInspectsItsOwnCapabilitiesKeepsWhatItNeeds) {
   CAPAUDIT_REQUIRE_E2E();
   TempDir dir;
   std::string capsh = real_path("/usr/sbin/capsh");

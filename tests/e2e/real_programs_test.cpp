@@ -19,29 +19,7 @@ namespace {
 
 // Wrong recommendations main still makes, kept visible without a red suite.
 // The lead removes an entry when its fix lands (the run then says XPASS).
-const std::vector<ExpectedFailure> kExpectedFailures = {
-    {"sysctl -w ip_default_ttl (netns)", "plain",
-     "noaudit check that decides the outcome: net_ctl_permissions on a /proc/sys/net write", "evidence"},
-    {"sysctl -w ip_default_ttl (netns)", "minimize",
-     "--minimize starts from the rules' set, not every granted capability", "minimize"},
-    {"ss -tlnp (netns)", "plain",
-     "granted but not needed, kept as required: /proc/PID/fd readers (__ptrace_may_access, mm_access, "
-     "generic_permission on /proc/PID/fd)",
-     "evidence"},
-    {"mtr-packet (copy)", "minimize",
-     "wrapper tree: the verified set is credited to the shell, the program keeps its observed set", "minimize"},
-    {"chmod g+s, not in group", "plain", "noaudit check that decides the outcome: CAP_FSETID keeps setgid",
-     "evidence"},
-    {"install -o -g -m 2755", "plain", "noaudit check that decides the outcome: CAP_FSETID keeps setgid", "evidence"},
-    {"install -o -g -m 2755", "minimize", "--minimize starts from the rules' set, not every granted capability",
-     "minimize"},
-    {"chmod g+s, not in group", "minimize", "--minimize starts from the rules' set, not every granted capability",
-     "minimize"},
-    {"capsh --caps=cap_net_raw+eip", "plain",
-     "capset raising the permitted set: the capability is never checked, capset's arguments decide", "evidence"},
-    {"capsh --caps=cap_net_raw+eip", "minimize",
-     "capset raising the permitted set: the capability is never checked, capset's arguments decide", "minimize"},
-};
+const std::vector<ExpectedFailure> kExpectedFailures = {};
 
 struct stat stat_of(const std::string& path) {
   struct stat st {};

@@ -47,8 +47,12 @@ TEST(ArgEvidence, ClassesFollowTheFamily) {
   // Unknown: no syscall at all, not merely an unclassified one.
   EXPECT_TRUE(arg_in_class(ArgClass::Unknown, {0, false}));
   EXPECT_FALSE(arg_in_class(ArgClass::Unknown, {0, true}));
+  EXPECT_TRUE(arg_in_class(ArgClass::Lookup, {arg(CA_ARGF_LOOKUP, 0)}));
+  EXPECT_FALSE(arg_in_class(ArgClass::Lookup, {arg(CA_ARGF_OPEN, 0)}));
+  EXPECT_FALSE(arg_in_class(ArgClass::Read, {arg(CA_ARGF_LOOKUP, 0)}));
+  EXPECT_FALSE(arg_in_class(ArgClass::Unknown, {arg(CA_ARGF_LOOKUP, 0), true}));
   for (ArgClass c : {ArgClass::SetidHeld, ArgClass::SetidNotHeld, ArgClass::Write, ArgClass::Read,
-                     ArgClass::ModeSetgid, ArgClass::ModeNoSetgid, ArgClass::Unknown})
+                     ArgClass::ModeSetgid, ArgClass::ModeNoSetgid, ArgClass::Lookup, ArgClass::Unknown})
     EXPECT_EQ(arg_class_from_name(arg_class_name(c)), c);
 }
 
@@ -62,6 +66,9 @@ TEST(ArgEvidence, BuiltinRulesDecideByTheRequest) {
   EXPECT_EQ(name_of(decide(CAP_NET_ADMIN, "net_ctl_permissions", arg(CA_ARGF_RW, CA_ARG_WRITE))), "net_sysctl_write");
   EXPECT_EQ(name_of(decide(CAP_NET_ADMIN, "net_ctl_permissions", arg(CA_ARGF_OPEN, 0))), "net_sysctl_read");
   EXPECT_EQ(name_of(decide(CAP_NET_ADMIN, "net_ctl_permissions", 0)), "net_sysctl_mode");
+  // sysctl stats and readlinks the file first: directory searches only.
+  EXPECT_EQ(name_of(decide(CAP_NET_ADMIN, "net_ctl_permissions", arg(CA_ARGF_LOOKUP, 0))), "net_sysctl_lookup");
+  EXPECT_EQ(decide(CAP_NET_ADMIN, "net_ctl_permissions", arg(CA_ARGF_LOOKUP, 0))->kind, RuleKind::Probe);
   EXPECT_EQ(Rules::builtin().match(CAP_NET_ADMIN, "net_ctl_permissions", {})->kind, RuleKind::CheckedFirst);
   EXPECT_EQ(name_of(decide(CAP_FSETID, "setattr_prepare", arg(CA_ARGF_CHMOD, CA_ARG_MODE_SETGID))),
             "fsetid_setgid_asked");
@@ -86,7 +93,7 @@ TEST(ArgEvidence, ArgKeyParsesAndRejectsUnknownClasses) {
                             &err));
   EXPECT_EQ(err,
             "t: rule 0 ('b'), key 'arg': unknown class 'sideways' (setid_held, setid_not_held, write, read, "
-            "mode_setgid, mode_no_setgid, unknown)");
+            "mode_setgid, mode_no_setgid, lookup, unknown)");
   EXPECT_FALSE(Rules::parse(R"({"rules": [{"name": "e", "kind": "probe", "arg": [], "reason": "r"}]})", "t", &err));
   EXPECT_EQ(err, "t: rule 0 ('e'), key 'arg': must name at least one class");
   EXPECT_FALSE(Rules::parse(R"({"rules": [{"name": "s", "kind": "probe", "arg": "write", "reason": "r"}]})", "t", &err));
@@ -104,7 +111,7 @@ Observation one_binary(const std::string& path) {
 }
 
 void add_check(Observation& o, int cap, const std::string& origin, uint32_t a, int32_t syscall, Audit audit,
-               bool insetid = false) {
+               bool insetid = false, const std::string& caller = "") {
   ObservedCheck c;
   c.row.id = static_cast<int64_t>(o.checks.size()) + 10;
   c.row.binary_id = o.binary.id;
@@ -122,6 +129,7 @@ void add_check(Observation& o, int cap, const std::string& origin, uint32_t a, i
   org.stack_id = c.row.id + 100;
   org.origin = origin;
   org.frames = {"cap_capable+0x1", "ns_capable_setid+0x2", origin + "+0x3"};
+  if (!caller.empty()) org.frames.push_back(caller + "+0x4");
   org.samples = 1;
   c.origins.push_back(org);
   o.checks.push_back(std::move(c));
@@ -160,6 +168,30 @@ TEST(ArgEvidenceEngine, NetSysctlWriteIsNeededReadIsNotUnknownIsKept) {
   // Do no harm: a call the evidence cannot classify keeps it.
   EXPECT_EQ(run(0, -1), Strings{"cap_net_admin"});
   EXPECT_EQ(run(0, SYS_sendfile), Strings{"cap_net_admin"});
+  EXPECT_EQ(run(arg(CA_ARGF_LOOKUP, 0), SYS_newfstatat), Strings{});
+  EXPECT_EQ(run(arg(CA_ARGF_LOOKUP, 0), SYS_readlinkat), Strings{});
+}
+
+// ss -p reading other users' /proc/PID/fd: the evidence cannot say whether
+// the program needs them, so they are kept and said to be unverified.
+TEST(ArgEvidenceEngine, ProcPidReadersAreKeptUnverified) {
+  std::vector<Observation> o{one_binary("/usr/bin/ss")};
+  add_check(o[0], CAP_DAC_READ_SEARCH, "generic_permission", arg(CA_ARGF_OPEN, 0), SYS_openat, Audit::Unknown, false,
+            "proc_fd_permission");
+  add_check(o[0], CAP_SYS_PTRACE, "__ptrace_may_access", 0, SYS_readlinkat, Audit::Unknown, false, "call_proc_get_link");
+  add_check(o[0], CAP_PERFMON, "mm_access", arg(CA_ARGF_OPEN, 0), SYS_openat, Audit::Unknown, false, "proc_mem_open");
+  Analysis a = analyze(o, Rules::builtin());
+  EXPECT_EQ(caps_of(a), (Strings{"cap_dac_read_search", "cap_perfmon", "cap_sys_ptrace"}));
+  for (const CheckDecision& c : a.binaries[0].checks) {
+    EXPECT_TRUE(c.required) << cap_name(c.cap);
+    EXPECT_NE(c.reason.find("kept unverified"), std::string::npos) << c.reason;
+    EXPECT_NE(c.reason.find("proc_pid_readers"), std::string::npos) << c.reason;
+  }
+  // Elsewhere (a file of another user) dac_read_search is as before.
+  std::vector<Observation> cat{one_binary("/usr/bin/cat")};
+  add_check(cat[0], CAP_DAC_READ_SEARCH, "generic_permission", arg(CA_ARGF_OPEN, 0), SYS_openat, Audit::Unknown);
+  Analysis b = analyze(cat, Rules::builtin());
+  EXPECT_EQ(b.binaries[0].checks.at(0).reason.find("proc_pid_readers"), std::string::npos);
 }
 
 TEST(ArgEvidenceEngine, FsetidNeededOnlyWhenTheSetgidBitWasAsked) {
@@ -197,6 +229,22 @@ TEST(SelfInspection, CountedWarnedAndLibcapStartupProbeDiscounted) {
   EXPECT_TRUE(warned);
   // The kernel's own evidence is unchanged by it.
   EXPECT_EQ(caps_of(a), Strings{"cap_net_raw"});
+}
+
+// capsh --caps=cap_net_raw+eip: capset keeps net_raw, no check asks it.
+TEST(SelfInspection, WhatCapsetKeptIsRequiredWithAWarning) {
+  std::vector<Observation> o{one_binary("/usr/sbin/capsh")};
+  add_check(o[0], CAP_SETPCAP, "cap_capset", 0, SYS_capset, Audit::No);
+  Analysis plain = analyze(o, Rules::builtin());
+  EXPECT_EQ(caps_of(plain), Strings{});
+  o[0].self_inspections.push_back({1, CA_INSPECT_CAPSET_KEEP, CAP_NET_RAW, false, 1, 1000, 1000});
+  Analysis a = analyze(o, Rules::builtin());
+  EXPECT_EQ(caps_of(a), Strings{"cap_net_raw"});
+  bool warned = false;
+  for (const auto& w : a.binaries[0].warnings) warned = warned || w.find("capset(2) to keep cap_net_raw") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // A keep is not a question about what it holds.
+  EXPECT_EQ(a.binaries[0].self_inspections, 0u);
 }
 
 // ---- the store -----------------------------------------------------------------
