@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "e2e_util.h"
@@ -158,6 +159,49 @@ TEST(Evidence, CapshPrintInspectsItsOwnCapabilities) {
   ASSERT_TRUE(b.contains("self_inspections")) << b.dump(2);
   EXPECT_GT(b["self_inspections"].get<uint64_t>(), 0u) << b.dump(2);
   EXPECT_NE(b["warnings"].dump().find("which capabilities it holds"), std::string::npos) << b.dump(2);
+}
+
+// `ip netns exec` remounts /sys: no tracefs, so the syscall tracepoints
+// cannot attach; profile counts the same with tp_btf/sys_enter.
+TEST(Evidence, SelfInspectionIsCountedInsideIpNetnsExec) {
+  CAPAUDIT_REQUIRE_E2E();
+  NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "ip netns add failed";
+  TempDir dir;
+  ProfileRun p = profile(dir, ns.exec({}), {"/usr/sbin/capsh", "--print"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.err.find("self-inspection not counted"), std::string::npos) << p.run.err;
+  const nlohmann::json& b = entry(p, "/usr/sbin/capsh");
+  ASSERT_TRUE(b.contains("self_inspections")) << b.dump(2);
+  EXPECT_GT(b["self_inspections"].get<uint64_t>(), 0u) << b.dump(2);
+}
+
+// capset keeping a capability in permitted asks no capability (cap_capset:
+// the new permitted set must be a subset of the old), yet fails without it:
+// the call's arguments are the evidence, in a plain run, with or without tracefs.
+TEST(Evidence, CapsetKeepingAHeldCapabilityRequiresIt) {
+  CAPAUDIT_REQUIRE_E2E();
+  NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "ip netns add failed";
+  TempDir dir;
+  const Strings keep = {"/usr/sbin/capsh", "--caps=cap_net_raw+eip", "--", "-c", "true"};
+  for (const Strings& prefix : {Strings{}, ns.exec({})}) {
+    ProfileRun p = profile(dir, prefix, keep);
+    ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+    const nlohmann::json& b = entry(p, "/usr/sbin/capsh");
+    EXPECT_EQ(caps_or_none(b), Strings{"cap_net_raw"}) << b.dump(2);
+    EXPECT_NE(b["warnings"].dump().find("capset(2) to keep cap_net_raw"), std::string::npos) << b.dump(2);
+  }
+  EXPECT_EQ(run(concat(as_nobody_with({"cap_net_raw"}), keep)).exit_code, 0);
+  EXPECT_NE(run(concat(as_nobody_with({}), keep)).exit_code, 0) << "capset raised net_raw without holding it";
+  // ping keeps cap_net_admin permitted only (never effective) and drops it:
+  // not counted. A copy has no file capabilities, so it holds everything.
+  const std::string ping = dir.file("ping");
+  std::filesystem::copy_file("/usr/bin/ping", ping);
+  ASSERT_EQ(chmod(ping.c_str(), 0755), 0);
+  ProfileRun pr = profile(dir, {}, {ping, "-c", "1", "-W", "2", "127.0.0.1"});
+  ASSERT_EQ(pr.run.exit_code, 0) << pr.run.err;
+  EXPECT_EQ(caps_or_none(entry(pr, ping)), Strings{"cap_net_raw"});
 }
 
 // tcpdump links libcap, whose constructor reads a few bounding-set bits in
