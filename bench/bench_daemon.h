@@ -70,6 +70,7 @@ class Capauditd {
     unlink(sock_path_.c_str());
   }
   const std::string& db() const { return db_; }
+  pid_t pid() const { return pid_; }
 
   // Drains now and waits until it is done.
   void flush() {
