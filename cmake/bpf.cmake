@@ -67,4 +67,6 @@ capaudit_bpf_skeleton(TARGET capaudit_skel NAME capaudit
                       DEPENDS ${CMAKE_SOURCE_DIR}/bpf/capaudit.h ${CMAKE_SOURCE_DIR}/bpf/capaudit_maps.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/final_verdict.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/capaudit_args.bpf.h
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_inspect.bpf.h
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_cgroups.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/capaudit_dpath.bpf.h)
