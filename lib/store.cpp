@@ -159,12 +159,26 @@ bool Store::has_arg() {
 }
 
 int Store::schema_version() {
+  if (snapshot_version_) return *snapshot_version_;
   Query q(*this, "PRAGMA user_version", "PRAGMA user_version");
   if (!q.next()) {
     if (!q.failed()) record_error("PRAGMA user_version");
     return -1;
   }
   return q.i32(0);
+}
+
+bool Store::begin_read(std::string* err) {
+  if (!exec("BEGIN", err)) return false;
+  // Reading the header takes the read lock: the snapshot starts here.
+  int version = schema_version();
+  if (version < 0) {
+    if (err) *err = last_error_;
+    exec("ROLLBACK");
+    return false;
+  }
+  snapshot_version_ = version;
+  return true;
 }
 
 bool Store::migrate(std::string* err) {

@@ -194,6 +194,11 @@ class Store {
 
   const std::string& path() const { return path_; }
   int schema_version();
+  // One snapshot for every read that follows, until the store closes: the
+  // statements share one read lock (not one each: a command that looks up
+  // 10,000 binaries took and dropped it 20,000 times) and see one state of
+  // the file, so the schema version is read once. For readers only.
+  bool begin_read(std::string* err);
   // PRAGMA quick_check; false with *err when the file is damaged.
   bool check_integrity(std::string* err);
 
@@ -307,6 +312,7 @@ class Store {
   sqlite3* db_ = nullptr;
   std::optional<bool> has_final_verdict_;
   std::optional<bool> has_arg_;
+  std::optional<int> snapshot_version_;  // inside begin_read's transaction
   std::string path_;
   std::string last_error_;
   int last_code_ = SQLITE_OK;  // SQLite's code of last_error_

@@ -7,8 +7,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 namespace capaudit {
@@ -191,7 +193,6 @@ class BinaryAnalyzer {
   // alternatives (or when they do not cover every use).
   std::pair<bool, std::string> decide_plain(const RowState& r, const SiteDecision& d) {
     const CheckFields& f = r.check->row.f;
-    const std::string cap = cap_name(f.cap);
     if (d.rule) {
       const Rule& rule = *d.rule;
       switch (rule.kind) {
@@ -454,15 +455,40 @@ std::string display_name_of(const BinaryRow& b) {
   return "(unresolved: device " + std::to_string(b.key.dev) + ", inode " + std::to_string(b.key.ino) + ")";
 }
 
-std::string group_key(const BinaryRow& b) {
-  if (!b.key.path.empty()) return "p:" + b.key.path;
-  if (!b.key.comm.empty()) return "c:" + b.key.comm;
-  return "i:" + std::to_string(b.key.dev) + ":" + std::to_string(b.key.ino);
+// Which program a row is: its path, else its comm (a kernel thread), else
+// its file (dev, ino). Views into the row, which outlives the grouping.
+using GroupKey = std::tuple<int, std::string_view, uint64_t, uint64_t>;
+GroupKey group_key(const BinaryRow& b) {
+  if (!b.key.path.empty()) return {0, b.key.path, 0, 0};
+  if (!b.key.comm.empty()) return {1, b.key.comm, 0, 0};
+  return {2, {}, b.key.dev, b.key.ino};
 }
 
 // Newest identity: the one seen last (then the newest row).
 bool newer(const BinaryRow& a, const BinaryRow& b) {
   return a.last_seen != b.last_seen ? a.last_seen > b.last_seen : a.id > b.id;
+}
+
+// Sorted, each value once: what a std::set would hold.
+template <class T>
+void distinct(std::vector<T>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+// a's name before b's: every binary's lines are sorted by name, and
+// cap_name() returns a copy, so the known ones compare by rank.
+bool by_name(int a, int b) {
+  constexpr int kKnown = 64;
+  static const std::array<int, kKnown> rank = [] {
+    std::array<int, kKnown> order{}, r{};
+    for (int c = 0; c < kKnown; c++) order[static_cast<size_t>(c)] = c;
+    std::sort(order.begin(), order.end(), [](int x, int y) { return cap_name(x) < cap_name(y); });
+    for (int i = 0; i < kKnown; i++) r[static_cast<size_t>(order[static_cast<size_t>(i)])] = i;
+    return r;
+  }();
+  if (a >= 0 && a < kKnown && b >= 0 && b < kKnown) return rank[static_cast<size_t>(a)] < rank[static_cast<size_t>(b)];
+  return cap_name(a) < cap_name(b);
 }
 
 // "cap_a, cap_b" for a set; binaries mostly hold one of a few sets.
@@ -498,12 +524,12 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
   BinaryAnalyzer(rules, rows).run();
 
   // Group rows into the contract's (capability, verdict, audit) lines.
+  // Vectors, sorted and made distinct at the end: a line has one or two of
+  // each, and a node per element cost more than deciding it.
   struct Acc {
     CheckDecision d;
     std::vector<std::string> needed, other;
-    std::map<std::string_view, uint64_t> samples;  // origins of the observations
-    std::set<uint32_t> uids, euids;
-    std::set<uint64_t> cgroups;
+    std::vector<std::pair<std::string_view, uint64_t>> samples;  // origins of the observations
   };
   std::map<std::tuple<int, bool, Audit, FinalVerdict>, Acc> groups;
   std::set<int> caps;
@@ -532,14 +558,14 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
       auto& list = r.required ? acc.needed : acc.other;
       if (std::find(list.begin(), list.end(), why) == list.end()) list.push_back(why);
     }
-    for (const OriginRow& o : r.check->origins) acc.samples[o.origin] += o.samples;
+    for (const OriginRow& o : r.check->origins) acc.samples.emplace_back(o.origin, o.samples);
     if (f.coarse) {
       // Its credential is not known: nothing is said about it.
       d.coarse_count += row.count;
     } else {
-      acc.uids.insert(f.uid);
-      acc.euids.insert(f.euid);
-      acc.cgroups.insert(f.cgroup_id);
+      d.uids.push_back(f.uid);
+      d.euids.push_back(f.euid);
+      d.cgroup_ids.push_back(f.cgroup_id);
       if (f.euid != 0) bd.seen_non_root_euid = true;
     }
 
@@ -559,18 +585,25 @@ BinaryDecision analyze_binary(const std::vector<const Observation*>& group, Rule
     d.reason = join(reasons, "; ");
     // Rows of one line differ in count, not in kind: the total is said once.
     if (!d.granted && !d.only_other_user_ns) d.reason = "denied " + times(d.count) + ": " + d.reason;
-    std::vector<std::pair<std::string_view, uint64_t>> origins(acc.samples.begin(), acc.samples.end());
-    std::stable_sort(origins.begin(), origins.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-    d.origins.reserve(origins.size());
-    for (auto& [name, _n] : origins) d.origins.emplace_back(name);
-    d.uids.assign(acc.uids.begin(), acc.uids.end());
-    d.euids.assign(acc.euids.begin(), acc.euids.end());
-    d.cgroup_ids.assign(acc.cgroups.begin(), acc.cgroups.end());
+    // Each origin's samples summed, then most sampled first (equal: by name).
+    auto& samples = acc.samples;
+    std::sort(samples.begin(), samples.end());
+    size_t n = 0;
+    for (size_t i = 0; i < samples.size(); i++) {
+      if (n && samples[n - 1].first == samples[i].first) samples[n - 1].second += samples[i].second;
+      else samples[n++] = samples[i];
+    }
+    samples.resize(n);
+    std::stable_sort(samples.begin(), samples.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    d.origins.reserve(samples.size());
+    for (auto& [name, _n] : samples) d.origins.emplace_back(name);
+    distinct(d.uids);
+    distinct(d.euids);
+    distinct(d.cgroup_ids);
     bd.checks.push_back(std::move(d));
   }
   std::sort(bd.checks.begin(), bd.checks.end(), [](const CheckDecision& a, const CheckDecision& b) {
-    std::string an = cap_name(a.cap), bn = cap_name(b.cap);
-    if (an != bn) return an < bn;
+    if (a.cap != b.cap) return by_name(a.cap, b.cap);
     if (a.granted != b.granted) return a.granted;
     if (a.audit != b.audit) return static_cast<int>(a.audit) < static_cast<int>(b.audit);
     return static_cast<int>(a.final_verdict) < static_cast<int>(b.final_verdict);
@@ -635,7 +668,7 @@ void analyze_each(const std::vector<Observation>& obs, const Rules& rules,
   // Same path, other inode: the file was replaced; its checks are one
   // program's history. Groups keep the order the observations came in.
   std::vector<std::vector<const Observation*>> groups;
-  std::map<std::string, size_t> index;
+  std::map<GroupKey, size_t> index;
   for (const Observation& o : obs) {
     auto [it, fresh] = index.emplace(group_key(o.binary), groups.size());
     if (fresh) groups.emplace_back();

@@ -65,6 +65,10 @@ struct CheckDecision {
   uint64_t coarse_count = 0;
 };
 
+// What a check counted at the coarse key is not known about (the JSON's
+// "detail_lost", the table's "detail lost" line).
+inline constexpr std::string_view kCoarseDetailLost = "uid, euid, cgroup, namespace, syscall, effective set";
+
 struct BinaryDecision {
   std::string path;     // "" for kernel threads / unresolved (see display_name)
   std::string display_name;

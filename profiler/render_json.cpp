@@ -100,8 +100,28 @@ class JsonWriter {
       value(cap_name(c));
   }
 
+  // A bit set as cap_set_names() lists it (by name), without building the
+  // list: a root process holds 41 of them, in every binary.
+  void cap_set(uint64_t set) {
+    begin_array();
+    for (int c : caps_by_name())
+      if (set & (uint64_t{1} << c)) cap(c);
+    end_array();
+  }
+
  private:
   static constexpr size_t kCapNames = 64;
+  static const std::array<int, kCapNames>& caps_by_name() {
+    static const std::array<int, kCapNames> order = [] {
+      std::array<int, kCapNames> o;
+      for (size_t i = 0; i < kCapNames; i++) o[i] = static_cast<int>(i);
+      const auto& names = cap_names_table();
+      std::sort(o.begin(), o.end(),
+                [&](int a, int b) { return names[static_cast<size_t>(a)] < names[static_cast<size_t>(b)]; });
+      return o;
+    }();
+    return order;
+  }
   static const std::array<std::string, kCapNames>& cap_names_table() {
     static const std::array<std::string, kCapNames> names = [] {
       std::array<std::string, kCapNames> n;
@@ -181,7 +201,7 @@ void write_check(JsonWriter& w, const CheckDecision& c) {
   w.field("count", c.count);
   if (c.coarse_count) {
     w.field("count_coarse", c.coarse_count);
-    w.field("detail_lost", "uid, euid, cgroup, namespace, syscall, effective set");
+    w.field("detail_lost", kCoarseDetailLost);
   }
   w.field("euids", c.euids);
   w.key("final_verdict");
@@ -222,7 +242,8 @@ void write_binary(JsonWriter& w, const BinaryDecision& b) {
   w.field("file_caps", b.file_caps);
   auto [first, last] = seen_span(b);
   w.field("first_seen", first);
-  w.field("held", cap_set_names(b.held_effective));
+  w.key("held");
+  w.cap_set(b.held_effective);
   w.field("last_seen", last);
   w.field("path", b.path);
   w.field("profiled", b.profiled);

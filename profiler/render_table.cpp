@@ -19,6 +19,12 @@ std::string join_numbers(const std::vector<T>& v) {
   return join(parts, ",");
 }
 
+// "-" where none is known (every check of the line counted at the coarse key).
+template <typename T>
+std::string numbers_cell(const std::vector<T>& v) {
+  return v.empty() ? "-" : join_numbers(v);
+}
+
 std::string format_time(int64_t t) {
   if (t <= 0) return "-";
   std::string text = format_utc(static_cast<time_t>(t), "%Y-%m-%d %H:%M:%SZ");
@@ -76,6 +82,23 @@ void print_verification(std::ostream& out, const BinaryDecision& b) {
   table.print(out, "    ");
 }
 
+// Checks counted at the coarse key (the kernel's counts map was full): the
+// JSON marks each one (coarse, count_coarse, detail_lost); the table says it
+// once per binary, with which lines and how many of their checks.
+void print_detail_lost(std::ostream& out, const BinaryDecision& b) {
+  std::vector<std::string> lines;
+  uint64_t coarse = 0;
+  for (const CheckDecision& c : b.checks) {
+    if (!c.coarse_count) continue;
+    coarse += c.coarse_count;
+    lines.push_back(cap_name(c.cap) + (c.granted ? " granted " : " denied ") + std::to_string(c.coarse_count) +
+                    " of " + std::to_string(c.count));
+  }
+  if (lines.empty()) return;
+  out << "  detail lost: the kernel's counts map was full: " << coarse << (coarse == 1 ? " check" : " checks")
+      << " counted without their " << kCoarseDetailLost << " (" << join(lines, ", ") << ")\n";
+}
+
 void print_binary_header(std::ostream& out, const BinaryDecision& b, bool with_times) {
   out << quote_for_display(b.display_name) << "\n";
   std::string setcap = setcap_text(b.capabilities);
@@ -92,6 +115,7 @@ void print_binary_header(std::ostream& out, const BinaryDecision& b, bool with_t
     out << "  first seen: " << format_time(first) << "   last seen: " << format_time(last) << "\n";
   }
   for (const std::string& w : b.warnings) out << "  warning: " << escape_for_display(w) << "\n";
+  print_detail_lost(out, b);
 }
 
 void print_checks(std::ostream& out, const BinaryDecision& b, bool with_times) {
@@ -110,8 +134,8 @@ void print_checks(std::ostream& out, const BinaryDecision& b, bool with_times) {
                                     audit_cell(c.audit),
                                     std::to_string(c.count),
                                     c.required ? "yes" : "no",
-                                    join_numbers(c.uids),
-                                    join_numbers(c.euids)};
+                                    numbers_cell(c.uids),
+                                    numbers_cell(c.euids)};
     if (with_times) {
       row.push_back(format_time(c.first_seen));
       row.push_back(format_time(c.last_seen));

@@ -49,6 +49,10 @@ std::optional<Loaded> load(const std::string& db, const std::optional<std::strin
   Loaded l;
   std::string err;
   l.store = Store::open(db, &err, /*readonly=*/true);
+  if (l.store && !l.store->begin_read(&err)) {
+    err = "database '" + db + "': " + err;
+    l.store.reset();
+  }
   if (!l.store) {
     std::cerr << "capaudit: " << err << "\n";
     *status = 1;
