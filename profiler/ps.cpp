@@ -66,7 +66,7 @@ std::optional<ProcCaps> read_proc(uint32_t pid) {
   p.effective = set_of(CAPNG_EFFECTIVE);
   p.permitted = set_of(CAPNG_PERMITTED);
   p.bounding = set_of(CAPNG_BOUNDING_SET);
-#ifdef CAPNG_AMBIENT
+#ifdef CAPNG_SUPPORTS_AMBIENT  // CAPNG_AMBIENT is an enumerator, never defined
   p.ambient = set_of(CAPNG_AMBIENT);
 #endif
   const std::string dir = "/proc/" + std::to_string(pid);

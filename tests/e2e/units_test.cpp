@@ -254,7 +254,14 @@ TEST_F(Units, NobodyServiceGetsItsDropInAndWorksWithExactlyIt) {
   EXPECT_NE(line_of_pid.find("nobody"), std::string::npos) << line_of_pid;
   auto psj = capaudit({"ps", "--json", "-p", pid});
   ASSERT_EQ(psj.exit_code, 0) << psj.err;
-  EXPECT_NE(psj.out.find("cap_net_raw"), std::string::npos) << psj.out;
+  auto pj = nlohmann::json::parse(psj.out, nullptr, false);
+  ASSERT_TRUE(pj.is_array() && pj.size() == 1) << psj.out;
+  const auto both = nlohmann::json::array({"cap_chown", "cap_net_raw"});
+  EXPECT_EQ(pj[0]["unit"], kMore) << psj.out;
+  EXPECT_EQ(pj[0]["user"], "nobody") << psj.out;
+  EXPECT_EQ(pj[0]["ambient"], both) << psj.out;
+  EXPECT_EQ(pj[0]["bounding"], both) << psj.out;
+  EXPECT_EQ(pj[0]["used"]["unit"], both) << psj.out;
 }
 
 TEST_F(Units, ServiceUsingNoneGetsAnEmptyBoundingSet) {
