@@ -168,80 +168,7 @@ static __always_inline bool should_sample(__u64 n, bool is_new)
 }
 
 #include "capaudit_args.bpf.h"
-
-/*
- * Fills the key of one check. args_btf: cred/target_ns are BTF pointers the
- * verifier lets us dereference directly (fexit, tp_btf: plain loads, a few ns
- * each); otherwise (kprobe) they are raw addresses read with probe_read.
- */
-static __always_inline void fill_key(struct ca_check_key *k, const struct cred *cred,
-				     struct user_namespace *target_ns, const bool args_btf)
-{
-	/* bpf_get_current_task_btf is 5.11+: fexit on 5.5-5.10 falls back to
-	 * probe reads. The check is a load-time constant the verifier prunes. */
-	const bool task_btf =
-		args_btf && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
-	struct task_struct *task = task_btf ? bpf_get_current_task_btf()
-					    : (struct task_struct *)bpf_get_current_task();
-	unsigned int pflags = task_btf ? task->flags : BPF_CORE_READ(task, flags);
-	struct mm_struct *mm = task_btf ? task->mm : BPF_CORE_READ(task, mm);
-
-	k->syscall_nr = -1;
-	if ((pflags & PF_KTHREAD) || !mm) {
-		/* An exiting user task has dropped its mm already: not a kthread. */
-		k->flags |= (pflags & PF_KTHREAD) ? CA_FLAG_KTHREAD : CA_FLAG_NO_EXE;
-		bpf_get_current_comm(k->comm, sizeof(k->comm));
-	} else {
-		struct file *exe = task_btf ? mm->exe_file : BPF_CORE_READ(mm, exe_file);
-		struct inode *inode = NULL;
-
-		if (exe)
-			inode = task_btf ? exe->f_inode : BPF_CORE_READ(exe, f_inode);
-		if (inode) {
-			k->exe_ino = task_btf ? inode->i_ino : BPF_CORE_READ(inode, i_ino);
-			k->exe_dev = task_btf ? inode->i_sb->s_dev : BPF_CORE_READ(inode, i_sb, s_dev);
-		} else {
-			k->flags |= CA_FLAG_NO_EXE;
-			bpf_get_current_comm(k->comm, sizeof(k->comm));
-		}
-
-		/* The syscall number says which request asked; bpf_task_pt_regs
-		 * is 5.15+, older kernels leave -1. */
-		if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs) &&
-		    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
-			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(
-				task_btf ? task : bpf_get_current_task_btf());
-#if defined(__TARGET_ARCH_x86)
-			k->syscall_nr = task_btf ? regs->orig_ax : BPF_CORE_READ(regs, orig_ax);
-#elif defined(__TARGET_ARCH_arm64)
-			k->syscall_nr = task_btf ? regs->syscallno : BPF_CORE_READ(regs, syscallno);
-#endif
-			k->arg = classify_args(task, regs, k->syscall_nr, cred);
-		}
-	}
-
-	k->cgroup_id = bpf_get_current_cgroup_id();
-	k->uid = args_btf ? cred->uid.val : BPF_CORE_READ(cred, uid.val);
-	k->euid = args_btf ? cred->euid.val : BPF_CORE_READ(cred, euid.val);
-	/* kernel_cap_t was struct { __u32 cap[2]; } before 6.3 and is
-	 * struct { __u64 val; } since: on little-endian both are the same 8
-	 * bytes (bit n = capability n), so one raw 8-byte read fits both. With
-	 * BTF pointers on 6.3+ a plain load of val does it without a helper. */
-	if (args_btf && bpf_core_field_exists(((struct cred___capu64 *)cred)->cap_effective.val))
-		k->cap_effective = ((struct cred___capu64 *)cred)->cap_effective.val;
-	else
-		bpf_core_read(&k->cap_effective, sizeof(k->cap_effective), &cred->cap_effective);
-	k->cred_ns_inum = args_btf ? cred->user_ns->ns.inum : BPF_CORE_READ(cred, user_ns, ns.inum);
-	if (!target_ns) {
-		/* A decision against init_user_ns made without cap_capable's
-		 * arguments (cap_mmap_addr, cap_vm_enough_memory). */
-		k->target_ns_inum = CA_INIT_USER_NS_INUM;
-		k->target_ns_level = 0;
-		return;
-	}
-	k->target_ns_inum = args_btf ? target_ns->ns.inum : BPF_CORE_READ(target_ns, ns.inum);
-	k->target_ns_level = args_btf ? target_ns->level : BPF_CORE_READ(target_ns, level);
-}
+#include "capaudit_key.bpf.h"
 
 static __always_inline void record_origin(void *ctx, struct ca_origin_key *okey, __u32 skip)
 {
@@ -396,23 +323,24 @@ static __always_inline void count_key(void *ctx, struct ca_origin_key *okey, con
 static __always_inline void count_check(void *ctx, const struct cred *cred,
 					struct user_namespace *target_ns, int cap, int ret,
 					__u8 audit, __u8 flags, const bool args_btf, const __u32 skip,
-					const bool site)
+					const bool site, const bool kfuncs)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	struct ca_origin_key okey;
 
+	/* The pid is asked for only by the modes that use it: the daemon's
+	 * check makes no helper call it can do without. */
 	stat_inc_own(CA_STAT_CHECKS);
 	if (guard_sites && !site) {
 		__u32 zero = 0;
 		struct site_guard *g = bpf_map_lookup_elem(&site_guard, &zero);
 
-		if (g && g->tid == (__u32)pid_tgid)
+		if (g && g->tid == (__u32)bpf_get_current_pid_tgid())
 			g->seen = 1;
 	}
-	if (only_tgid && tgid != only_tgid)
+	if (only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid)
 		return;
 	if (follow_tracked) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 		__u32 *state = bpf_map_lookup_elem(&tracked, &tgid);
 
 		if (!state || *state != CA_TRACK_ON)
@@ -425,13 +353,13 @@ static __always_inline void count_check(void *ctx, const struct cred *cred,
 	okey.check.ret = ret;
 	okey.check.audit = audit;
 	okey.check.flags = flags;
-	fill_key(&okey.check, cred, target_ns, args_btf);
+	fill_key(&okey.check, cred, target_ns, args_btf, kfuncs);
 	if (!site && final_defer(&okey.check))
 		return;
 
 	/* Before counting: a coarse count rewrites the key. */
 	if (stream_checks)
-		stream_check(ctx, &okey.check, pid_tgid, skip);
+		stream_check(ctx, &okey.check, bpf_get_current_pid_tgid(), skip);
 	/* With final_verdict, fexit/security_capable counts into the maps too. */
 	count_key(ctx, &okey, skip, !final_verdict);
 }
@@ -453,7 +381,7 @@ SEC("fexit/cap_capable")
 int BPF_PROG(ca_fexit_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     int cap, unsigned int arg4, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true, 2, false);
+	count_check(ctx, cred, target_ns, cap, ret, audit_of(arg4), flags_of(arg4), true, 2, false, false);
 	return 0;
 }
 
@@ -485,7 +413,7 @@ int BPF_KRETPROBE(ca_kretprobe_cap_capable, int ret)
 	a = *p;
 	bpf_map_delete_elem(&kprobe_args, &id);
 	count_check(ctx, (const struct cred *)a.cred, (struct user_namespace *)a.target_ns, a.cap,
-		    ret, audit_of(a.arg4), flags_of(a.arg4), false, 1, false);
+		    ret, audit_of(a.arg4), flags_of(a.arg4), false, 1, false, false);
 	return 0;
 }
 
@@ -549,7 +477,7 @@ int BPF_PROG(ca_fexit_cap_mmap_addr, unsigned long addr, int ret)
 	if (site_seen() || addr >= mmap_min_addr)
 		return 0;
 	count_check(ctx, task->cred, NULL, CAP_SYS_RAWIO, ret ? -EPERM : 0, CA_AUDIT_YES, 0, true, 2,
-		    true);
+		    true, false);
 	return 0;
 }
 
@@ -572,7 +500,7 @@ int BPF_PROG(ca_fexit_cap_vm_enough_memory, struct mm_struct *mm, long pages, in
 	else
 		granted = LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 12, 0);
 	count_check(ctx, task->cred, NULL, CAP_SYS_ADMIN, granted ? 0 : -EPERM, CA_AUDIT_NO, 0, true, 2,
-		    true);
+		    true, false);
 	return 0;
 }
 
@@ -581,7 +509,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(ca_tp_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true, 1, false);
+	count_check(ctx, cred, target_ns, cap, ret, CA_AUDIT_UNKNOWN, 0, true, 1, false, true);
 	return 0;
 }
 

@@ -69,4 +69,5 @@ capaudit_bpf_skeleton(TARGET capaudit_skel NAME capaudit
                               ${CMAKE_SOURCE_DIR}/bpf/capaudit_args.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/capaudit_inspect.bpf.h
                               ${CMAKE_SOURCE_DIR}/bpf/capaudit_cgroups.bpf.h
-                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_dpath.bpf.h)
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_dpath.bpf.h
+                              ${CMAKE_SOURCE_DIR}/bpf/capaudit_key.bpf.h)
