@@ -130,6 +130,11 @@ class Collector {
   // cap_counts slots (as keys with CA_FLAG_COARSE | CA_FLAG_CAP_ONLY, cap,
   // ret 0 or -EPERM, audit and target_ns_level 0 or 1).
   std::vector<CheckCount> read_counts() const;
+  // The same, handed to f in chunks of at most `chunk` (the daemon's memory
+  // stays that of one chunk, whatever the key count); stops, false, when f
+  // returns false.
+  bool read_counts(size_t chunk, const std::function<bool(std::vector<CheckCount>&)>& f) const;
+  bool read_origins(size_t chunk, const std::function<bool(std::vector<OriginCount>&)>& f) const;
   // Keys in the generation counted into now (exact and coarse).
   size_t active_keys() const;
 
@@ -147,6 +152,14 @@ class Collector {
   // into (pruned with a retired one) and returns them. Samples are sampled:
   // one taken while it is deleted may be lost, a count never is.
   std::vector<OriginCount> prune_origins();
+  // Deletes the stacks no origin refers to any more (call after
+  // prune_origins) and returns their ids, which may name other stacks from
+  // now on. An origin stored already keeps its frames in the database; a
+  // sample taken of an old stack while this runs may be lost (sampled, like
+  // prune_origins). Only when at least min_used stacks are held.
+  std::vector<int32_t> prune_stacks(size_t min_used);
+  // Entries of the stack map.
+  uint32_t max_stacks() const;
 
   // Paths recorded at exec and not yet forgotten.
   std::vector<ExeName> read_exe_names() const;
@@ -167,6 +180,7 @@ class Collector {
   struct Impl;
 
  private:
+  void read_cap_slots(std::vector<CheckCount>* out) const;
   explicit Collector(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

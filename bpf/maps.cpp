@@ -2,6 +2,7 @@
 // CPUs where the map is per-CPU; and marking a process to track.
 #include "collector_impl.h"
 
+#include "flat_map.h"
 #include "libbpf_log.h"
 
 #include <bpf/bpf.h>
@@ -10,8 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
-#include <unordered_set>
 
 namespace capaudit {
 
@@ -28,17 +29,52 @@ uint64_t sum_percpu(const std::vector<uint64_t>& v) {
 
 namespace {
 
-// Appends every entry of a per-CPU hash of check keys, tagged with gen.
-void read_key_map(int fd, int ncpus, uint8_t gen, std::vector<CheckCount>* out) {
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpus));
-  ca_check_key key{}, next{};
-  const void* prev = nullptr;
+// Hands every entry of a hash map of Key to sink(key, value summed over the
+// CPUs of a per-CPU map), in the map's bucket order. Read in batches of
+// kBatch keys into fixed buffers (one syscall a batch, no per-key
+// allocation); a kernel without batch lookups is walked key by key, and a
+// batch that fails goes on key by key after the last key handed over.
+constexpr uint32_t kBatch = 1024;
+
+template <typename Key, typename Sink>
+void read_map(int fd, size_t ncpus, Sink&& sink) {
+  std::vector<Key> keys(kBatch);
+  std::vector<uint64_t> vals(kBatch * ncpus);
+  uint64_t in_token = 0, out_token = 0;
+  bool first = true, any = false;
+  Key last{};
+  for (;;) {
+    uint32_t count = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in_token, &out_token, keys.data(), vals.data(),
+                                  &count, &opts);
+    const int e = rc != 0 ? errno : 0;
+    if (rc != 0 && e != ENOENT) break;
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t sum = 0;
+      for (size_t c = 0; c < ncpus; c++) sum += vals[i * ncpus + c];
+      sink(keys[i], sum);
+      last = keys[i];
+      any = true;
+    }
+    if (e == ENOENT) return;
+    in_token = out_token;
+    first = false;
+  }
+  std::vector<uint64_t> one(ncpus);
+  Key key = last, next{};
+  const void* prev = any ? &key : nullptr;
   // Entries are deleted only from a retired generation, never while read.
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    if (bpf_map_lookup_elem(fd, &next, vals.data()) == 0) out->push_back({next, sum_percpu(vals), gen});
+    if (bpf_map_lookup_elem(fd, &next, one.data()) == 0) sink(next, sum_percpu(one));
     key = next;
     prev = &key;
   }
+}
+
+void read_key_map(int fd, int ncpus, uint8_t gen, std::vector<CheckCount>* out) {
+  read_map<ca_check_key>(fd, static_cast<size_t>(ncpus),
+                         [&](const ca_check_key& k, uint64_t n) { out->push_back({k, n, gen}); });
 }
 
 size_t key_count(int fd) {
@@ -81,7 +117,12 @@ std::vector<CheckCount> Collector::read_counts() const {
   read_key_map(bpf_map__fd(m.counts_b), impl_->ncpus, 1, &out);
   read_key_map(bpf_map__fd(m.coarse), impl_->ncpus, 0, &out);
   read_key_map(bpf_map__fd(m.coarse_b), impl_->ncpus, 1, &out);
-  const int fd = bpf_map__fd(m.cap_counts);
+  read_cap_slots(&out);
+  return out;
+}
+
+void Collector::read_cap_slots(std::vector<CheckCount>* out) const {
+  const int fd = bpf_map__fd(impl_->skel->maps.cap_counts);
   std::vector<uint64_t> vals(static_cast<size_t>(impl_->ncpus));
   for (uint32_t slot = 0; slot < CA_CAP_SLOTS; slot++) {
     if (bpf_map_lookup_elem(fd, &slot, vals.data()) != 0) continue;
@@ -94,9 +135,53 @@ std::vector<CheckCount> Collector::read_counts() const {
     c.key.ret = (slot & 4) ? -EPERM : 0;
     c.key.audit = static_cast<uint8_t>(slot & 3);
     c.count = n;
-    out.push_back(c);
+    out->push_back(c);
   }
-  return out;
+}
+
+bool Collector::read_counts(size_t chunk, const std::function<bool(std::vector<CheckCount>&)>& f) const {
+  std::vector<CheckCount> out;
+  out.reserve(chunk);
+  bool ok = true;
+  auto flush = [&] {
+    if (ok && !out.empty()) ok = f(out);
+    out.clear();
+  };
+  const auto& m = impl_->skel->maps;
+  const std::pair<bpf_map*, uint8_t> maps[] = {{m.counts, 0}, {m.counts_b, 1}, {m.coarse, 0}, {m.coarse_b, 1}};
+  for (auto [map, gen] : maps)
+    read_map<ca_check_key>(bpf_map__fd(map), static_cast<size_t>(impl_->ncpus),
+                           [&, gen = gen](const ca_check_key& k, uint64_t n) {
+                             if (!ok) return;
+                             out.push_back({k, n, gen});
+                             if (out.size() >= chunk) flush();
+                           });
+  if (!ok) return false;
+  // The cap_counts slots (CA_CAP_SLOTS at most) come with the last chunk.
+  std::vector<CheckCount> slots;
+  read_cap_slots(&slots);
+  for (const CheckCount& c : slots) {
+    out.push_back(c);
+    if (out.size() >= chunk) flush();
+  }
+  flush();
+  return ok;
+}
+
+bool Collector::read_origins(size_t chunk, const std::function<bool(std::vector<OriginCount>&)>& f) const {
+  std::vector<OriginCount> out;
+  out.reserve(chunk);
+  bool ok = true;
+  read_map<ca_origin_key>(bpf_map__fd(impl_->skel->maps.origins), 1, [&](const ca_origin_key& k, uint64_t n) {
+    if (!ok) return;
+    out.push_back({k.check, k.stack_id, n});
+    if (out.size() >= chunk) {
+      ok = f(out);
+      out.clear();
+    }
+  });
+  if (ok && !out.empty()) ok = f(out);
+  return ok;
 }
 
 size_t Collector::active_keys() const {
@@ -150,23 +235,42 @@ bool Collector::clear_generation(uint64_t gen, std::string* err) {
   return true;
 }
 
-std::vector<OriginCount> Collector::prune_origins() {
-  const auto& m = impl_->skel->maps;
-  const bool odd = epoch() & 1;
-  std::unordered_set<std::string> live;
+namespace {
+
+// Hashes of the keys in the generation counted into, sorted: a hash shared
+// by a gone key only keeps its origin a generation longer.
+std::vector<uint64_t> live_key_hashes(const Collector::Impl& impl, bool odd) {
+  const auto& m = impl.skel->maps;
+  std::vector<uint64_t> live;
   for (int fd : {bpf_map__fd(odd ? m.counts_b : m.counts), bpf_map__fd(odd ? m.coarse_b : m.coarse)}) {
     ca_check_key key{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      live.emplace(reinterpret_cast<const char*>(&next), sizeof next);
+      live.push_back(key_hash('c', &next, sizeof next));
       key = next;
       prev = &key;
     }
   }
+  std::sort(live.begin(), live.end());
+  return live;
+}
+
+}  // namespace
+
+std::vector<OriginCount> Collector::prune_origins() {
+  const std::vector<uint64_t> live = live_key_hashes(*impl_, epoch() & 1);
   std::vector<OriginCount> gone;
-  for (const OriginCount& o : read_origins())
-    if (!live.count(std::string(reinterpret_cast<const char*>(&o.key), sizeof o.key))) gone.push_back(o);
-  const int fd = bpf_map__fd(m.origins);
+  const int fd = bpf_map__fd(impl_->skel->maps.origins);
+  ca_origin_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    uint64_t samples = 0;
+    if (!std::binary_search(live.begin(), live.end(), key_hash('c', &next.check, sizeof next.check)) &&
+        bpf_map_lookup_elem(fd, &next, &samples) == 0)
+      gone.push_back({next.check, next.stack_id, samples});
+    key = next;
+    prev = &key;
+  }
   for (const OriginCount& o : gone) {
     ca_origin_key k{};
     k.check = o.key;
@@ -175,6 +279,39 @@ std::vector<OriginCount> Collector::prune_origins() {
   }
   return gone;
 }
+
+std::vector<int32_t> Collector::prune_stacks(size_t min_used) {
+  const int sfd = bpf_map__fd(impl_->skel->maps.stacks);
+  std::vector<uint32_t> ids;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(sfd, prev, &next) == 0) {
+    ids.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  if (ids.empty() || ids.size() < min_used) return {};
+  // A program that walked one of these stacks before the list was read has
+  // stored its origin by the end of the grace period.
+  wait_grace();
+  std::vector<uint32_t> used;
+  const int ofd = bpf_map__fd(impl_->skel->maps.origins);
+  ca_origin_key okey{}, onext{};
+  const void* oprev = nullptr;
+  while (bpf_map_get_next_key(ofd, oprev, &onext) == 0) {
+    if (onext.stack_id >= 0) used.push_back(static_cast<uint32_t>(onext.stack_id));
+    okey = onext;
+    oprev = &okey;
+  }
+  std::sort(used.begin(), used.end());
+  std::vector<int32_t> deleted;
+  for (uint32_t id : ids)
+    if (!std::binary_search(used.begin(), used.end(), id) && bpf_map_delete_elem(sfd, &id) == 0)
+      deleted.push_back(static_cast<int32_t>(id));
+  return deleted;
+}
+
+uint32_t Collector::max_stacks() const { return bpf_map__max_entries(impl_->skel->maps.stacks); }
 
 std::vector<ExeName> Collector::read_exe_names() const {
   std::vector<ExeName> out;

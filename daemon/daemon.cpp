@@ -17,6 +17,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -37,6 +39,22 @@ void drain_fd(int fd) {
   uint64_t expirations;
   while (read(fd, &expirations, sizeof expirations) > 0) {
   }
+}
+
+// A line of /proc/self/status in KiB ("VmRSS", "VmHWM"), for the debug log.
+long status_kib(const char* field) {
+  FILE* f = fopen("/proc/self/status", "re");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  const size_t n = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, field, n) == 0 && line[n] == ':') {
+      v = strtol(line + n + 1, nullptr, 10);
+      break;
+    }
+  fclose(f);
+  return v;
 }
 
 uint64_t monotonic_usec() {
@@ -64,6 +82,13 @@ std::optional<AttachMethod> Daemon::method_from(const std::string& name) {
 }
 
 void Daemon::start() {
+  // Blocks of 128 KiB and more (the drain's tables and chunks, libbpf's
+  // BTF) straight from mmap and back to the kernel when freed. Left to
+  // glibc, the threshold rises to the largest block freed (BTF: 17 MiB),
+  // and every block below it is carved from the heap, which then holds the
+  // holes of each table that grew: resident, never given back.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
   ConfigResult cr = load_config(args_.config_path);
   if (!cr.config) throw StartupError(cr.error, kExitConfig);
   config_ = *cr.config;
@@ -108,9 +133,11 @@ void Daemon::start() {
   // memory back before the symbol table takes its share, so the peak is
   // the larger of the two, not their sum.
   malloc_trim(0);
+  spdlog::debug("memory after loading BPF: rss {} KiB, peak {} KiB", status_kib("VmRSS"), status_kib("VmHWM"));
   std::string kerr;
   syms_ = Kallsyms::load(config_.kallsyms, &kerr);
   if (!syms_) spdlog::warn("kernel stacks will be stored unsymbolised: {}", kerr);
+  malloc_trim(0);
 
   // The collector has logged each method passed over and why.
   const bool tracepoint = collector_->method() == AttachMethod::Tracepoint;
@@ -145,6 +172,7 @@ void Daemon::start() {
   // to whatever the service manager (or a test) asks next.
   update_status("READY=1");
   spdlog::info("ready: draining every {} s", config_.drain_interval_sec);
+  spdlog::debug("memory: rss {} KiB, peak {} KiB", status_kib("VmRSS"), status_kib("VmHWM"));
 }
 
 namespace {
@@ -321,17 +349,8 @@ bool Daemon::drain_now(const char* why) {
   std::vector<ExeName> names = collector_->read_exe_names();
   for (const ExeName& n : names) paths_->learn_exec(ExeId{n.id.dev, n.id.ino}, n.path, "", 0);
   const bool final = begin_prune_step();
-  KernelSnapshot snap;
-  snap.epoch = collector_->epoch();
-  snap.retired_final = final;
-  snap.counts = collector_->read_counts();
-  snap.origins = collector_->read_origins();
-  snap.stats = collector_->stats();
-  snap.inspections = collector_->read_inspections();
-  auto read_stack = [this](int32_t id) { return collector_->read_stack(id); };
-  DrainResult r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
-  if (!r.ok && store_->damaged() && replace_damaged_store(r.error))
-    r = drainer_->drain(snap, read_stack, static_cast<int64_t>(time(nullptr)));
+  DrainResult r = drain_parts(final);
+  if (!r.ok && store_->damaged() && replace_damaged_store(r.error)) r = drain_parts(final);
   if (r.ok) {
     std::vector<ca_exe_id> ids;
     ids.reserve(names.size());
@@ -343,6 +362,7 @@ bool Daemon::drain_now(const char* why) {
   // it meanwhile is found then, not hidden by a cache; it also gives the
   // memory back between drains.
   if (store_) store_->release_memory();
+  malloc_trim(0);
   if (!r.ok) {
     pending_failures_++;
     last_error_ = r.error;
@@ -359,10 +379,60 @@ bool Daemon::drain_now(const char* why) {
                  pending_failures_);
   pending_failures_ = 0;
   last_error_.clear();
-  spdlog::debug("drain ({}): {} checks in {} keys, {} deferred, {} ignored", why, r.checks_added,
-                r.keys_written, r.keys_deferred, r.keys_ignored);
+  spdlog::debug("drain ({}): {} checks in {} keys, {} deferred, {} ignored; drain state of {} keys held; "
+                "rss {} KiB, peak {} KiB",
+                why, r.checks_added, r.keys_written, r.keys_deferred, r.keys_ignored, drainer_->keys_tracked(),
+                status_kib("VmRSS"), status_kib("VmHWM"));
   update_status();
   return true;
+}
+
+DrainResult Daemon::drain_parts(bool retired_final) {
+  // Chunk by chunk, as the maps are read: the daemon holds one chunk of
+  // keys at a time, never a copy of the maps (issue 14, item 3).
+  constexpr size_t kChunk = 4096;
+  DrainResult total;
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  auto read_stack = [this](int32_t id) { return collector_->read_stack(id); };
+  KernelSnapshot part;
+  part.epoch = collector_->epoch();
+  auto run = [&] {
+    DrainResult r = drainer_->drain(part, read_stack, now);
+    if (!r.ok) {
+      total.ok = false;
+      total.error = r.error;
+      return false;
+    }
+    total.checks_added += r.checks_added;
+    total.keys_written += r.keys_written;
+    total.keys_deferred += r.keys_deferred;
+    total.keys_ignored += r.keys_ignored;
+    total.inspections_added += r.inspections_added;
+    return true;
+  };
+  drainer_->begin_parts();
+  bool ok = collector_->read_counts(kChunk, [&](std::vector<CheckCount>& chunk) {
+    part.counts.swap(chunk);
+    bool done = run();
+    part.counts.swap(chunk);
+    return done;
+  });
+  if (ok)
+    ok = collector_->read_origins(kChunk, [&](std::vector<OriginCount>& chunk) {
+      part.origins.swap(chunk);
+      bool done = run();
+      part.origins.swap(chunk);
+      return done;
+    });
+  if (ok) {
+    // Last: the generation marker says every count of the retired one is stored.
+    part.stats = collector_->stats();
+    part.inspections = collector_->read_inspections();
+    part.retired_final = retired_final;
+    ok = run();
+  }
+  drainer_->end_parts(ok);
+  return total;
 }
 
 bool Daemon::begin_prune_step() {
@@ -401,8 +471,15 @@ void Daemon::end_prune_step() {
     spdlog::warn("pruning generation {}: {}; retried at the next drain", retired, err);
     return;
   }
-  if (!drainer_->forget_origins(collector_->prune_origins(), &err))
+  if (!drainer_->forget_origins(collector_->prune_origins(), &err)) {
     spdlog::warn("pruning origins: {}", err);
+    return;
+  }
+  // Stacks go once no origin left refers to them (their frames are in the
+  // database already); only when the map is half full, as for the counts.
+  std::vector<int32_t> stacks = collector_->prune_stacks(collector_->max_stacks() / 2);
+  drainer_->forget_stacks(stacks);
+  if (!stacks.empty()) spdlog::debug("pruning: {} stacks no origin refers to", stacks.size());
 }
 
 void Daemon::update_status(std::string_view with) {

@@ -63,6 +63,8 @@ class Daemon {
   void attach_store();
   void record_method();
   bool drain_now(const char* why);
+  // One drain of every map, in parts; retired_final as begin_prune_step said.
+  DrainResult drain_parts(bool retired_final);
   // Pruning the kernel maps (Collector::advance_epoch): before a drain, move
   // the epoch on when due; true when the snapshot read next holds the
   // retired generation's final counts. After a drain that stored them,

@@ -73,14 +73,31 @@ CheckFields check_fields(const ca_check_key& k, bool profiled) {
   return f;
 }
 
+int Drainer::kind_index(char kind) {
+  switch (kind) {
+    case 'c': return kC;
+    case 'b': return kB;
+    case 'k': return kK;
+    case 'o': return kO;
+    case 'i': return kI;
+    default: return -1;
+  }
+}
+
+size_t Drainer::keys_tracked() const {
+  size_t n = 0;
+  for (const KindState& k : kinds_) n += k.written.size();
+  return n;
+}
+
 int64_t Drainer::drained_generation() const {
-  auto it = written_.find(kDrainedGen);
-  return it == written_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
+  auto it = named_.find(kDrainedGen);
+  return it == named_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
 }
 
 int64_t Drainer::cleared_generation() const {
-  auto it = written_.find(kClearedGen);
-  return it == written_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
+  auto it = named_.find(kClearedGen);
+  return it == named_.end() ? -1 : static_cast<int64_t>(it->second) - 1;
 }
 
 bool Drainer::forget_generation(uint64_t gen, std::string* err) {
@@ -94,11 +111,10 @@ bool Drainer::forget_generation(uint64_t gen, std::string* err) {
     }
     if (!store_->commit(err)) return false;
   }
-  for (auto it = written_.begin(); it != written_.end();)
-    it = !it->first.empty() && it->first[0] == kind ? written_.erase(it) : std::next(it);
-  for (auto it = deferred_.begin(); it != deferred_.end();)
-    it = !it->first.empty() && it->first[0] == kind ? deferred_.erase(it) : std::next(it);
-  written_[kClearedGen] = gen + 1;
+  KindState& ks = kinds_[kind_index(kind)];
+  ks.written.clear();
+  ks.deferred.clear();
+  named_[kClearedGen] = gen + 1;
   return true;
 }
 
@@ -115,37 +131,73 @@ void Drainer::rebind(Store& store) {
 
 void Drainer::resume(bool adopted_kernel_maps) {
   if (!opts_.persist_drain_state) return;
+  for (KindState& k : kinds_) k = KindState{};
+  named_.clear();
   if (adopted_kernel_maps) {
-    written_ = store_->load_drain_state();
-  } else {
-    written_.clear();
-    if (!store_->clear_drain_state())
-      spdlog::warn("could not clear old drain state in '{}': {}", store_->path(), store_->last_error());
+    // Streamed into the tables: the store's rows never sit in memory whole.
+    store_->for_each_drain_state([this](std::string_view key, uint64_t value) {
+      int ki = key.empty() ? -1 : kind_index(key[0]);
+      if (ki < 0 || key.size() < 2) {
+        named_[std::string(key)] = value;
+        return;
+      }
+      kinds_[ki].written.set(key_hash(key[0], key.data() + 1, key.size() - 1), value);
+    });
+  } else if (!store_->clear_drain_state()) {
+    spdlog::warn("could not clear old drain state in '{}': {}", store_->path(), store_->last_error());
   }
+}
+
+bool Drainer::note_written(char kind, const void* key, size_t size, uint64_t h, uint64_t value,
+                           std::vector<Pending>* pending) {
+  if (opts_.persist_drain_state && !store_->set_drain_state(key_bytes(kind, key, size), value)) return false;
+  pending->push_back({static_cast<uint8_t>(kind_index(kind)), h, value});
+  return true;
+}
+
+bool Drainer::persist_seen(char kind, const void* key, size_t size, uint64_t h) {
+  if (!persist_all_state_) return true;
+  const uint64_t* v = kinds_[kind_index(kind)].written.find(h);
+  return !v || store_->set_drain_state(key_bytes(kind, key, size), *v);
 }
 
 bool Drainer::forget_origins(const std::vector<OriginCount>& gone, std::string* err) {
   if (gone.empty()) return true;
-  std::vector<std::string> keys;
-  keys.reserve(gone.size());
-  for (const OriginCount& o : gone) {
-    ca_origin_key k{};
-    k.check = o.key;
-    k.stack_id = o.stack_id;
-    keys.push_back(key_bytes('o', &k, sizeof(ca_check_key) + sizeof(int32_t)));
-  }
   if (opts_.persist_drain_state) {
     if (!store_->begin(err)) return false;
-    for (const auto& k : keys)
-      if (!store_->delete_drain_state(k)) {
+    for (const OriginCount& o : gone) {
+      ca_origin_key k{};
+      k.check = o.key;
+      k.stack_id = o.stack_id;
+      if (!store_->delete_drain_state(key_bytes('o', &k, sizeof(ca_check_key) + sizeof(int32_t)))) {
         *err = store_->last_error();
         store_->rollback();
         return false;
       }
+    }
     if (!store_->commit(err)) return false;
   }
-  for (const auto& k : keys) written_.erase(k);
+  for (const OriginCount& o : gone) {
+    ca_origin_key k{};
+    k.check = o.key;
+    k.stack_id = o.stack_id;
+    kinds_[kO].written.erase(key_hash('o', &k, sizeof(ca_check_key) + sizeof(int32_t)));
+  }
   return true;
+}
+
+void Drainer::begin_parts() {
+  in_parts_ = true;
+  scanned_in_parts_ = false;
+}
+
+void Drainer::end_parts(bool ok) {
+  in_parts_ = false;
+  if (ok) persist_all_state_ = false;
+}
+
+void Drainer::forget_stacks(const std::vector<int32_t>& ids) {
+  for (int32_t id : ids) stack_rows_.erase(id);
 }
 
 Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
@@ -226,12 +278,12 @@ int64_t Drainer::stack_row(int32_t stack_id, const StackReader& read_stack) {
   return row;
 }
 
-bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::map<std::string, uint64_t>& pending,
-                                std::map<std::string, int>& deferred_now, DrainResult& res, std::string* err) {
+bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::vector<Pending>& pending,
+                                std::vector<Pending>& deferred_now, DrainResult& res, std::string* err) {
+  KindState& ks = kinds_[kI];
   for (const auto& c : snap.inspections) {
-    std::string k = key_bytes('i', &c.key, sizeof c.key);
-    uint64_t before = 0;
-    if (auto it = written_.find(k); it != written_.end()) before = it->second;
+    const uint64_t h = key_hash('i', &c.key, sizeof c.key);
+    uint64_t before = ks.written.get(h);
     uint64_t delta = c.count >= before ? c.count - before : c.count;
     if (delta == 0) continue;
     // Named like a check of the same task: the key's identity part is the same.
@@ -240,14 +292,14 @@ bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::ma
     as_check.flags = c.key.flags;
     Resolved r = resolve(as_check);
     if (!r.ready) {
-      int waited = deferred_[k] + 1;
+      int waited = ks.deferred.get(h) + 1;
       if (waited <= opts_.unresolved_grace_drains) {
-        deferred_now[k] = waited;
+        deferred_now.push_back({kI, h, static_cast<uint64_t>(waited)});
         continue;
       }
     }
     if (r.ignored) {
-      pending[k] = c.count;
+      pending.push_back({kI, h, c.count});
       continue;
     }
     int64_t bin = binary_row(r, now, err);
@@ -256,12 +308,10 @@ bool Drainer::drain_inspections(const KernelSnapshot& snap, int64_t now, std::ma
       return false;
     }
     SelfInspectionRow row{bin, c.key.kind, c.key.cap, opts_.profiled, delta, now, now};
-    if (!store_->add_self_inspection(row) ||
-        (opts_.persist_drain_state && !store_->set_drain_state(k, c.count))) {
+    if (!store_->add_self_inspection(row) || !note_written('i', &c.key, sizeof c.key, h, c.count, &pending)) {
       *err = store_->last_error();
       return false;
     }
-    pending[k] = c.count;
     res.inspections_added += delta;
   }
   return true;
@@ -287,8 +337,9 @@ bool Drainer::write_cgroups(const std::vector<uint64_t>& ids, int64_t now,
 
 DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now) {
   DrainResult res;
-  std::map<std::string, uint64_t> pending;  // drain_state updates, applied on commit
-  std::map<std::string, int> deferred_now;
+  std::vector<Pending> pending;  // drain state of keys, applied to memory on commit
+  std::map<std::string, uint64_t> pending_named;
+  std::vector<Pending> deferred_now;
   auto fail = [&](std::string why) {
     store_->rollback();
     // Row ids learned inside the failed transaction are gone with it.
@@ -308,55 +359,82 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   auto passed_by = [&](const CheckCount& c) {
     return !(c.key.flags & CA_FLAG_CAP_ONLY) && (c.gen & 1) != (snap.epoch & 1) && retired_stored;
   };
+  auto count_kind = [](const CheckCount& c) -> char {
+    return (c.key.flags & CA_FLAG_CAP_ONLY) ? 'k' : (c.gen & 1) ? 'b' : 'c';
+  };
   auto unnamed_count = [&](const CheckCount& c) {
     if (passed_by(c)) return false;
-    auto it = written_.find(count_state_key(c));
-    if (it != written_.end() && it->second == c.count) return false;
+    const char kind = count_kind(c);
+    const uint64_t* w = kinds_[kind_index(kind)].written.find(key_hash(kind, &c.key, sizeof c.key));
+    if (w && *w == c.count) return false;
     return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE | CA_FLAG_CAP_ONLY)) &&
            !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
   };
-  auto unnamed = [&](char kind, const auto& c) {
-    auto it = written_.find(key_bytes(kind, &c.key, sizeof c.key));
-    if (it != written_.end() && it->second == c.count) return false;
+  auto unnamed_inspection = [&](const InspectCount& c) {
+    const uint64_t* w = kinds_[kI].written.find(key_hash('i', &c.key, sizeof c.key));
+    if (w && *w == c.count) return false;
     return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
   };
-  if (std::any_of(snap.counts.begin(), snap.counts.end(), unnamed_count) ||
-      std::any_of(snap.inspections.begin(), snap.inspections.end(), [&](const auto& c) { return unnamed('i', c); }))
+  if ((!in_parts_ || !scanned_in_parts_) &&
+      (std::any_of(snap.counts.begin(), snap.counts.end(), unnamed_count) ||
+       std::any_of(snap.inspections.begin(), snap.inspections.end(), unnamed_inspection))) {
     paths_.scan_proc();
+    scanned_in_parts_ = true;
+  }
   if (!store_->begin(&res.error)) return fail(res.error);
 
-  // Check rows by raw key, so origins can find the row of their check.
-  std::map<std::string, int64_t> check_rows;
-  std::map<std::string, bool> skipped;  // key held back or ignored: not stored
+  if (persist_all_state_) {
+    // A new store after rebind(): first what the old one held of every key
+    // still in the kernel (this drain's writes come after, and win).
+    for (const auto& [k, v] : named_)
+      if (!store_->set_drain_state(k, v)) return fail(store_->last_error());
+    for (const auto& c : snap.counts) {
+      const char kind = count_kind(c);
+      if (!persist_seen(kind, &c.key, sizeof c.key, key_hash(kind, &c.key, sizeof c.key)))
+        return fail(store_->last_error());
+    }
+    for (const auto& o : snap.origins)
+      if (!persist_seen('o', &o, sizeof(ca_check_key) + sizeof(int32_t),
+                        key_hash('o', &o, sizeof(ca_check_key) + sizeof(int32_t))))
+        return fail(store_->last_error());
+    for (const auto& c : snap.inspections)
+      if (!persist_seen('i', &c.key, sizeof c.key, key_hash('i', &c.key, sizeof c.key)))
+        return fail(store_->last_error());
+  }
+
+  // Check rows by the key's hash, so origins can find the row of their check.
+  FlatMap<int64_t> check_rows;
+  FlatMap<uint8_t> skipped;  // key held back or ignored: not stored
   uint64_t added = 0;
   std::vector<uint64_t> cgroup_ids;
 
   for (const auto& c : snap.counts) {
     if (passed_by(c)) continue;
+    const char kind = count_kind(c);
+    KindState& ks = kinds_[kind_index(kind)];
+    const uint64_t h = key_hash(kind, &c.key, sizeof c.key);
     // Check rows by the key alone: both generations may hold it.
-    const std::string raw = key_bytes('c', &c.key, sizeof c.key);
-    const std::string k = count_state_key(c);
+    const uint64_t raw = key_hash('c', &c.key, sizeof c.key);
     // The last look at a retired generation's count: nothing is held back.
     const bool final = (c.gen & 1) != (snap.epoch & 1) && !(c.key.flags & CA_FLAG_CAP_ONLY);
-    uint64_t before = 0;
-    if (auto it = written_.find(k); it != written_.end()) before = it->second;
+    uint64_t before = ks.written.get(h);
     // A smaller value means the kernel map was recreated under us.
     uint64_t delta = c.count >= before ? c.count - before : c.count;
     if (delta == 0) continue;
     Resolved r = resolve(c.key);
     if (!r.ready) {
-      int waited = deferred_[k] + 1;
+      int waited = ks.deferred.get(h) + 1;
       if (waited <= opts_.unresolved_grace_drains && !final) {
-        deferred_now[k] = waited;
-        skipped[raw] = true;
+        deferred_now.push_back({static_cast<uint8_t>(kind_index(kind)), h, static_cast<uint64_t>(waited)});
+        skipped.set(raw, 1);
         res.keys_deferred++;
         continue;
       }
       r.ready = true;  // stored unresolved: path "" with its dev/ino
     }
     if (r.ignored) {
-      pending[k] = c.count;
-      skipped[raw] = true;
+      pending.push_back({static_cast<uint8_t>(kind_index(kind)), h, c.count});
+      skipped.set(raw, 1);
       res.keys_ignored++;
       continue;
     }
@@ -365,9 +443,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
     int64_t row = store_->add_check(bin, check_fields(c.key, opts_.profiled), delta, now);
     if (row == 0) return fail(store_->last_error());
-    if (opts_.persist_drain_state && !store_->set_drain_state(k, c.count)) return fail(store_->last_error());
-    pending[k] = c.count;
-    check_rows[raw] = row;
+    if (!note_written(kind, &c.key, sizeof c.key, h, c.count, &pending)) return fail(store_->last_error());
+    check_rows.set(raw, row);
     cgroup_ids.push_back(c.key.cgroup_id);
     added += delta;
     res.keys_written++;
@@ -376,21 +453,19 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     const std::string& gk = kDrainedGen;
     if (opts_.persist_drain_state && !store_->set_drain_state(gk, static_cast<uint64_t>(retired) + 1))
       return fail(store_->last_error());
-    pending[gk] = static_cast<uint64_t>(retired) + 1;
+    pending_named[gk] = static_cast<uint64_t>(retired) + 1;
   }
 
   for (const auto& o : snap.origins) {
-    std::string ck = key_bytes('c', &o.key, sizeof o.key);
-    if (skipped.count(ck)) continue;
-    std::string ok = key_bytes('o', &o, sizeof(ca_check_key) + sizeof(int32_t));
-    uint64_t before = 0;
-    if (auto it = written_.find(ok); it != written_.end()) before = it->second;
+    const uint64_t ck = key_hash('c', &o.key, sizeof o.key);
+    if (skipped.contains(ck)) continue;
+    const size_t osize = sizeof(ca_check_key) + sizeof(int32_t);
+    const uint64_t oh = key_hash('o', &o, osize);
+    uint64_t before = kinds_[kO].written.get(oh);
     uint64_t delta = o.samples >= before ? o.samples - before : o.samples;
     if (delta == 0) continue;
-    int64_t check_row = 0;
-    if (auto it = check_rows.find(ck); it != check_rows.end()) {
-      check_row = it->second;
-    } else {
+    int64_t check_row = check_rows.get(ck);
+    if (check_row == 0) {
       // Sampled after its count was drained: find the row with a zero add.
       Resolved r = resolve(o.key);
       if (!r.ready || r.ignored) continue;
@@ -403,8 +478,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     int64_t srow = stack_row(o.stack_id, read_stack);
     if (srow == 0) continue;  // stack evicted or unreadable: the count is still exact
     if (!store_->add_origin(check_row, srow, delta)) return fail(store_->last_error());
-    if (opts_.persist_drain_state && !store_->set_drain_state(ok, o.samples)) return fail(store_->last_error());
-    pending[ok] = o.samples;
+    if (!note_written('o', &o, osize, oh, o.samples, &pending)) return fail(store_->last_error());
   }
 
   if (std::string err; !drain_inspections(snap, now, pending, deferred_now, res, &err)) return fail(err);
@@ -414,12 +488,12 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     std::string sk = "s" + name;
     uint64_t cur = snap.stats.v[i];
     uint64_t before = 0;
-    if (auto it = written_.find(sk); it != written_.end()) before = it->second;
+    if (auto it = named_.find(sk); it != named_.end()) before = it->second;
     uint64_t delta = cur >= before ? cur - before : cur;
     if (delta == 0) continue;
     if (!store_->add_stat(name, delta)) return fail(store_->last_error());
     if (opts_.persist_drain_state && !store_->set_drain_state(sk, cur)) return fail(store_->last_error());
-    pending[sk] = cur;
+    pending_named[sk] = cur;
   }
 
   std::sort(cgroup_ids.begin(), cgroup_ids.end());
@@ -427,19 +501,26 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   std::unordered_map<uint64_t, uint64_t> cgroups_written;
   if (!write_cgroups(cgroup_ids, now, &cgroups_written)) return fail(store_->last_error());
 
-  if (persist_all_state_) {
-    for (const auto& [k, v] : written_)
-      if (!pending.count(k) && !store_->set_drain_state(k, v)) return fail(store_->last_error());
-  }
   std::string err;
   if (!store_->commit(&err)) return fail(err);
-  persist_all_state_ = false;
+  // In parts, every part carries the old store's state of its own keys.
+  if (!in_parts_) persist_all_state_ = false;
   for (auto& [id, rev] : cgroups_written) cgroup_revisions_[id] = rev;
-  for (auto& [k, v] : pending) written_[k] = v;
-  for (auto& [k, _] : pending) deferred_.erase(k);
-  for (auto& [k, n] : deferred_now) deferred_[k] = n;
+  for (const Pending& p : pending) {
+    kinds_[p.kind].written.set(p.h, p.value);
+    kinds_[p.kind].deferred.erase(p.h);
+  }
+  for (auto& [k, v] : pending_named) named_[k] = v;
+  for (const Pending& p : deferred_now) kinds_[p.kind].deferred.set(p.h, static_cast<int>(p.value));
+  // The retired generation, stored final, is passed by from now on: what
+  // was drained of it is needed no more (the store keeps it until cleared).
+  if (retired >= 0 && drained_generation() >= retired && cleared_generation() < retired) {
+    KindState& old = kinds_[(retired & 1) ? kB : kC];
+    old.written.clear();
+    old.deferred.clear();
+  }
   // Row ids are stable once committed; keep the binary cache bounded anyway.
-  if (binary_ids_.size() > 100000) binary_ids_.clear();
+  if (binary_ids_.size() > 16384) binary_ids_.clear();
   res.checks_added = added;
   checks_written_ += added;
   return res;

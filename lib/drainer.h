@@ -6,6 +6,7 @@
 #include "cgroup_names.h"
 #include "collector.h"
 #include "exe_paths.h"
+#include "flat_map.h"
 #include "kallsyms.h"
 #include "store.h"
 
@@ -75,6 +76,14 @@ class Drainer {
   void set_cgroups(CgroupCatalog* cgroups) { cgroups_ = cgroups; }
 
   DrainResult drain(const KernelSnapshot& snap, const StackReader& read_stack, int64_t now);
+  // A drain in parts (the daemon: counts and origins chunk by chunk, each
+  // its own transaction, then stats, inspections and the generation
+  // marker): /proc is scanned once for the whole, and a rebind()'s whole
+  // drain state is written by every part. Each part is exact on its own:
+  // a key's rows and drain state commit together.
+  void begin_parts();
+  // ok: every part was written (a rebind()'s state is complete).
+  void end_parts(bool ok);
 
   // Pruning, generation by generation (capaudit_maps.bpf.h): the newest
   // generation whose final counts are stored, and the newest whose maps were
@@ -88,11 +97,20 @@ class Drainer {
   // After the kernel deleted these origins: a sample taken again starts
   // from zero.
   bool forget_origins(const std::vector<OriginCount>& gone, std::string* err);
+  // After the kernel deleted these stacks: their ids may name other stacks.
+  void forget_stacks(const std::vector<int32_t>& ids);
+  // Keys whose drain state is held in memory (all kinds).
+  size_t keys_tracked() const;
 
   // Total of the counts written by this drainer since it started.
   uint64_t checks_written() const { return checks_written_; }
 
  private:
+  struct Pending {
+    uint8_t kind;
+    uint64_t h;
+    uint64_t value;
+  };
   struct Resolved {
     bool ready = false;    // false: hold back for now
     bool ignored = false;
@@ -101,18 +119,36 @@ class Drainer {
   };
   Resolved resolve(const ca_check_key& k);
   // Writes what is new of the self-inspection counts; false with *err.
-  bool drain_inspections(const KernelSnapshot& snap, int64_t now, std::map<std::string, uint64_t>& pending,
-                         std::map<std::string, int>& deferred_now, DrainResult& res, std::string* err);
+  bool drain_inspections(const KernelSnapshot& snap, int64_t now, std::vector<Pending>& pending,
+                         std::vector<Pending>& deferred_now, DrainResult& res, std::string* err);
   int64_t binary_row(const Resolved& r, int64_t now, std::string* err);
   int64_t stack_row(int32_t stack_id, const StackReader& read_stack);
 
+  // What was drained of each kernel key, by kind (count_state_key): the
+  // store's drain_state holds the keys, memory only their hashes (16 bytes
+  // a key, whatever the key count). Named entries (stats, generation
+  // markers) are few and kept by name.
+  enum Kind { kC, kB, kK, kO, kI, kKinds };
+  static int kind_index(char kind);
+  struct KindState {
+    FlatMap<uint64_t> written;
+    FlatMap<int> deferred;  // drains held back
+  };
+  KindState kinds_[kKinds];
+  std::map<std::string, uint64_t> named_;
+  // Drain state of one key to write: into the store now, into memory on commit.
+  bool note_written(char kind, const void* key, size_t size, uint64_t h, uint64_t value,
+                    std::vector<Pending>* pending);
+  // After rebind(): the new store gets the drain state of every key seen.
+  bool persist_seen(char kind, const void* key, size_t size, uint64_t h);
+
   Store* store_;
   bool persist_all_state_ = false;  // after rebind()
+  bool in_parts_ = false;
+  bool scanned_in_parts_ = false;
   ExePathResolver& paths_;
   const Kallsyms* syms_;
   DrainOptions opts_;
-  std::map<std::string, uint64_t> written_;  // drain_state, in memory
-  std::map<std::string, int> deferred_;      // key -> drains held back
   // Valid only within a transaction: row ids may vanish on rollback.
   std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, int64_t> binary_ids_;
   std::unordered_map<int32_t, int64_t> stack_rows_;

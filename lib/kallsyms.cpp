@@ -58,6 +58,14 @@ bool starts_with_hex16(std::string_view s) {
 // file never has to be in memory whole.
 class Kallsyms::Builder {
  public:
+  // /proc/kallsyms: room reserved for more symbols than a kernel has, so
+  // the tables never grow by copying (a copy is the old and the new block
+  // resident at once: the daemon's peak RSS). Pages never written are
+  // never resident, so the room costs address space only.
+  void reserve_for_proc() {
+    k_.syms_.reserve(size_t{1} << 19);
+    k_.names_.reserve(size_t{24} << 20);
+  }
   // Every complete line of text; returns how much of it was consumed.
   size_t feed(std::string_view text) {
     const char* p = text.data();
@@ -80,8 +88,7 @@ class Kallsyms::Builder {
     auto by_addr = [](const Sym& a, const Sym& b) { return a.addr < b.addr; };
     if (!std::is_sorted(k_.syms_.begin(), k_.syms_.end(), by_addr))
       std::stable_sort(k_.syms_.begin(), k_.syms_.end(), by_addr);
-    k_.syms_.shrink_to_fit();
-    k_.names_.shrink_to_fit();
+    // No shrink_to_fit: a copy, and the room left over is not resident.
     return std::move(k_);
   }
 
@@ -141,6 +148,7 @@ std::optional<Kallsyms> Kallsyms::load(const std::string& path, std::string* err
   }
   // /proc files report size 0: read until EOF, a chunk at a time.
   Builder b;
+  b.reserve_for_proc();
   std::string buf(256 * 1024, '\0');
   size_t have = 0;
   for (;;) {

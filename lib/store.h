@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -226,6 +227,9 @@ class Store {
   // opaque blob (the raw map key), so a daemon restarted on pinned maps
   // stores only what is new.
   std::map<std::string, uint64_t> load_drain_state();
+  // The same rows one at a time (the daemon's drainer keeps only hashes);
+  // false when reading failed.
+  bool for_each_drain_state(const std::function<void(std::string_view key, uint64_t value)>& f);
   bool set_drain_state(std::string_view key, uint64_t value);
   bool clear_drain_state();
   // Removes the drain state of keys whose first byte is `kind`.

@@ -120,6 +120,15 @@ bool Store::set_drain_state(std::string_view key, uint64_t value) {
   return q.run();
 }
 
+bool Store::for_each_drain_state(const std::function<void(std::string_view, uint64_t)>& f) {
+  Query q(*this, "SELECT key, value FROM drain_state", "read drain state");
+  while (q.next()) {
+    const std::string key = q.blob(0);
+    f(key, q.u64(1));
+  }
+  return !q.failed();
+}
+
 bool Store::clear_drain_state() { return exec("DELETE FROM drain_state"); }
 
 bool Store::upsert_cgroup(const CgroupRow& r) {
