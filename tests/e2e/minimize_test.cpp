@@ -88,7 +88,9 @@ TEST(Minimize, SetuidToOwnUidNeedsNoCapability) {
   EXPECT_TRUE((*b)["setcap"].is_null());
   EXPECT_NE(verdict(*b, "cap_setuid"), "needed") << b->dump(2);
   for (auto& c : (*b)["checks"])
-    if (c["capability"] == "cap_setuid") EXPECT_FALSE(c["required"].get<bool>()) << c.dump(2);
+    if (c["capability"] == "cap_setuid") {
+      EXPECT_FALSE(c["required"].get<bool>()) << c.dump(2);
+    }
 }
 
 TEST(Minimize, SetuidToOtherUidKeepsCapSetuid) {

@@ -277,7 +277,9 @@ TEST(Minimize, FindsWhatTheRulesWronglyDroppedByHalves) {
   EXPECT_EQ(verified_caps(v), (std::vector<int>{CAP_NET_ADMIN, CAP_NET_RAW}));
   EXPECT_EQ(verdict(v, CAP_NET_ADMIN)->verified, Verification::ConfirmedNeeded);
   for (int c : dropped) {
-    if (c != CAP_NET_ADMIN) EXPECT_EQ(verdict(v, c)->verified, Verification::DroppedByRun) << cap_name(c);
+    if (c != CAP_NET_ADMIN) {
+      EXPECT_EQ(verdict(v, c)->verified, Verification::DroppedByRun) << cap_name(c);
+    }
   }
   // The rules' set, the whole start, then halves: fewer than one run per capability.
   EXPECT_EQ(cmd.runs[0], std::vector<int>{CAP_NET_RAW});
