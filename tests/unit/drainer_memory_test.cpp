@@ -12,7 +12,7 @@
 #include <random>
 #include <unordered_map>
 
-#include "test_util.h"
+#include "drainer_fixture.h"
 
 namespace capaudit {
 namespace {
@@ -59,26 +59,14 @@ TEST(FlatMap, KeyHashSeparatesKindsAndBytes) {
   EXPECT_EQ(key_hash('c', &b, sizeof b), key_hash('c', &b, sizeof b));
 }
 
-struct PartsTest : ::testing::Test {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
+struct PartsTest : ::testing::Test, test::StoreAndProgram {
   ExePathResolver paths{"/nonexistent-proc"};
-  std::string exe;
-  ca_check_key key{};
 
   void SetUp() override {
-    std::string err;
-    store = Store::open(dir.file("t.db"), &err);
-    ASSERT_TRUE(store) << err;
-    exe = dir.file("prog");
-    std::ofstream(exe) << "#!/bin/true\n";
-    struct stat st {};
-    ASSERT_EQ(stat(exe.c_str(), &st), 0);
-    key.exe_dev = user_dev_to_kernel(st.st_dev);
-    key.exe_ino = st.st_ino;
+    ASSERT_NO_FATAL_FAILURE(open_store_and_program());
     key.target_ns_inum = key.cred_ns_inum = 4026531837u;
     key.audit = CA_AUDIT_YES;
-    paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0);
+    learn_exec(paths);
   }
   ca_check_key key_of(uint32_t uid) const {
     ca_check_key k = key;

@@ -8,36 +8,24 @@
 
 #include <fstream>
 
-#include "test_util.h"
+#include "drainer_fixture.h"
 
 namespace capaudit {
 namespace {
 
 const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
 
-struct PruneTest : ::testing::Test {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
+struct PruneTest : ::testing::Test, test::StoreAndProgram {
   ExePathResolver paths{"/nonexistent-proc"};
-  std::string exe;
-  ca_check_key key{};
 
   void SetUp() override {
-    std::string err;
-    store = Store::open(dir.file("t.db"), &err);
-    ASSERT_TRUE(store) << err;
-    exe = dir.file("prog");
-    std::ofstream(exe) << "#!/bin/true\n";
-    struct stat st {};
-    ASSERT_EQ(stat(exe.c_str(), &st), 0);
-    key.exe_dev = user_dev_to_kernel(st.st_dev);
-    key.exe_ino = st.st_ino;
+    ASSERT_NO_FATAL_FAILURE(open_store_and_program());
     key.uid = key.euid = 1000;
     key.target_ns_inum = 4026531837u;
     key.cred_ns_inum = 4026531837u;
     key.cgroup_id = 7;
     key.audit = CA_AUDIT_YES;
-    paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0);
+    learn_exec(paths);
   }
 
   std::unique_ptr<Drainer> drainer(bool adopted) {

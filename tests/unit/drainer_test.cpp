@@ -6,33 +6,21 @@
 #include <cstring>
 #include <fstream>
 
-#include "test_util.h"
+#include "drainer_fixture.h"
 
 namespace capaudit {
 namespace {
 
-struct DrainerTest : ::testing::Test {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
+struct DrainerTest : ::testing::Test, test::StoreAndProgram {
   ExePathResolver paths{"/nonexistent-proc"};
-  std::string exe;
-  ca_check_key key{};
 
   void SetUp() override {
-    std::string err;
-    store = Store::open(dir.file("t.db"), &err);
-    ASSERT_TRUE(store) << err;
-    exe = dir.file("prog");
-    std::ofstream(exe) << "#!/bin/true\n";
-    struct stat st {};
-    ASSERT_EQ(stat(exe.c_str(), &st), 0);
-    key.exe_dev = user_dev_to_kernel(st.st_dev);
-    key.exe_ino = st.st_ino;
+    ASSERT_NO_FATAL_FAILURE(open_store_and_program());
     key.cap = 0;
     key.uid = key.euid = 1000;
     key.target_ns_inum = 4026531837u;
     key.audit = CA_AUDIT_UNKNOWN;
-    paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0);
+    learn_exec(paths);
   }
 
   KernelSnapshot snap(uint64_t count) {

@@ -13,7 +13,7 @@
 #include "engine.h"
 #include "render.h"
 #include "store.h"
-#include "test_util.h"
+#include "drainer_fixture.h"
 
 namespace capaudit {
 namespace {
@@ -171,29 +171,11 @@ TEST(ReportJson, StreamedIsByteForByteTheDocument) {
   EXPECT_EQ(empty.str(), to_json(Analysis{}).dump(2) + "\n");
 }
 
-struct NamingTest : ::testing::Test {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::string exe;
-  ca_check_key key{};
-
+struct NamingTest : ::testing::Test, test::StoreAndProgram {
   void SetUp() override {
-    std::string err;
-    store = Store::open(dir.file("t.db"), &err);
-    ASSERT_TRUE(store) << err;
-    exe = dir.file("prog");
-    std::ofstream(exe) << "#!/bin/true\n";
-    struct stat st {};
-    ASSERT_EQ(stat(exe.c_str(), &st), 0);
-    key.exe_dev = user_dev_to_kernel(st.st_dev);
-    key.exe_ino = st.st_ino;
+    ASSERT_NO_FATAL_FAILURE(open_store_and_program());
     key.uid = key.euid = 1000;
     key.audit = CA_AUDIT_UNKNOWN;
-  }
-  KernelSnapshot snap(uint64_t count) {
-    KernelSnapshot s;
-    s.counts.push_back({key, count});
-    return s;
   }
 };
 
@@ -208,12 +190,12 @@ TEST_F(NamingTest, BinaryNotSeenStartingIsNamedFromTheDatabase) {
     paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0);
     Drainer d(*store, paths, nullptr, {});
     d.resume(false);
-    ASSERT_TRUE(d.drain(snap(5), kNoStacks, 100).ok);
+    ASSERT_TRUE(d.drain(key_counted(5), kNoStacks, 100).ok);
   }
   ExePathResolver fresh("/nonexistent-proc");  // the restarted daemon knows nothing
   Drainer d(*store, fresh, nullptr, {});
   d.resume(true);
-  DrainResult r = d.drain(snap(12), kNoStacks, 200);
+  DrainResult r = d.drain(key_counted(12), kNoStacks, 200);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.keys_deferred, 0u);
   uint64_t total = 0;
@@ -228,7 +210,7 @@ TEST_F(NamingTest, StoredPathOfAnotherFileIsNotTrusted) {
     paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0);
     Drainer d(*store, paths, nullptr, {});
     d.resume(false);
-    ASSERT_TRUE(d.drain(snap(5), kNoStacks, 100).ok);
+    ASSERT_TRUE(d.drain(key_counted(5), kNoStacks, 100).ok);
   }
   // Replaced since (as a package upgrade does): the path holds another inode.
   std::ofstream(exe + ".new") << "#!/bin/false\n";
@@ -236,7 +218,7 @@ TEST_F(NamingTest, StoredPathOfAnotherFileIsNotTrusted) {
   ExePathResolver fresh("/nonexistent-proc");
   Drainer d(*store, fresh, nullptr, {});
   d.resume(true);
-  DrainResult r = d.drain(snap(12), kNoStacks, 200);
+  DrainResult r = d.drain(key_counted(12), kNoStacks, 200);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.keys_deferred, 1u);
 }

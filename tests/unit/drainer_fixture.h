@@ -1,0 +1,47 @@
+// The store and the program file the drainer tests count checks for.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "drainer.h"
+#include "store.h"
+#include "test_util.h"
+
+namespace capaudit::test {
+
+// t.db in a fresh directory, and a file `prog` there whose (device, inode)
+// `key` carries; the other key fields are each test's.
+struct StoreAndProgram {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::string exe;
+  ca_check_key key{};
+
+  // Call as ASSERT_NO_FATAL_FAILURE(open_store_and_program()).
+  void open_store_and_program() {
+    std::string err;
+    store = Store::open(dir.file("t.db"), &err);
+    ASSERT_TRUE(store) << err;
+    exe = dir.file("prog");
+    std::ofstream(exe) << "#!/bin/true\n";
+    struct stat st {};
+    ASSERT_EQ(stat(exe.c_str(), &st), 0);
+    key.exe_dev = user_dev_to_kernel(st.st_dev);
+    key.exe_ino = st.st_ino;
+  }
+  // The program's exec, as the daemon learns it from the exec event.
+  void learn_exec(ExePathResolver& paths) const { paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0); }
+  // The kernel maps holding `count` checks of `key`.
+  KernelSnapshot key_counted(uint64_t count) const {
+    KernelSnapshot s;
+    s.counts.push_back({key, count});
+    return s;
+  }
+};
+
+}  // namespace capaudit::test
