@@ -39,6 +39,18 @@ constexpr const char* kChecksCopied =
     "id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,\n"
     "  target_ns_level, cred_ns_inum, cgroup_id, cap_effective, profiled, count, first_seen, last_seen";
 
+// check_origins as `name`, its rows deleted with their check in `checks`.
+std::string check_origins_table(const char* name, const char* checks) {
+  return fmt::format(R"sql(CREATE TABLE {}(
+  check_id  INTEGER NOT NULL REFERENCES {}(id) ON DELETE CASCADE,
+  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
+  samples   INTEGER NOT NULL,
+  PRIMARY KEY(check_id, stack_id)
+) WITHOUT ROWID;
+)sql",
+                     name, checks);
+}
+
 // Joins names, each preceded by ", ".
 std::string listed(const std::vector<std::string>& names) {
   std::string s;
@@ -60,19 +72,14 @@ CREATE TABLE checks_next({columns}{added},
 );
 INSERT INTO checks_next({copied}{earlier})
   SELECT {copied}{earlier} FROM checks;
-CREATE TABLE check_origins_next(
-  check_id  INTEGER NOT NULL REFERENCES checks_next(id) ON DELETE CASCADE,
-  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
-  samples   INTEGER NOT NULL,
-  PRIMARY KEY(check_id, stack_id)
-) WITHOUT ROWID;
-INSERT INTO check_origins_next(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
+{origins}INSERT INTO check_origins_next(check_id, stack_id, samples) SELECT check_id, stack_id, samples FROM check_origins;
 DROP TABLE check_origins;
 DROP TABLE checks;
 ALTER TABLE checks_next RENAME TO checks;
 ALTER TABLE check_origins_next RENAME TO check_origins;
 )sql",
                      fmt::arg("columns", kChecksColumns), fmt::arg("added", added), fmt::arg("key", kChecksKey),
+                     fmt::arg("origins", check_origins_table("check_origins_next", "checks_next")),
                      fmt::arg("earlier", listed(earlier)), fmt::arg("column", column),
                      fmt::arg("copied", kChecksCopied));
 }
@@ -112,13 +119,7 @@ CREATE TABLE stacks(
   origin  TEXT NOT NULL,
   frames  TEXT NOT NULL
 );
-CREATE TABLE check_origins(
-  check_id  INTEGER NOT NULL REFERENCES checks(id) ON DELETE CASCADE,
-  stack_id  INTEGER NOT NULL REFERENCES stacks(id),
-  samples   INTEGER NOT NULL,
-  PRIMARY KEY(check_id, stack_id)
-) WITHOUT ROWID;
-CREATE TABLE collector_stats(
+{origins}CREATE TABLE collector_stats(
   name   TEXT PRIMARY KEY,
   value  INTEGER NOT NULL
 );
@@ -127,7 +128,8 @@ CREATE TABLE drain_state(
   value  INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
-                          fmt::arg("columns", kChecksColumns), fmt::arg("key", kChecksKey)));
+                          fmt::arg("columns", kChecksColumns), fmt::arg("key", kChecksKey),
+                          fmt::arg("origins", check_origins_table("check_origins", "checks"))));
   // 1 -> 2: sets verified by re-running a command (capaudit profile --minimize)
   m.push_back(R"sql(
 CREATE TABLE verified_sets(
