@@ -16,6 +16,15 @@
 
 namespace capaudit::e2e {
 
+// `systemctl show` properties of a unit.
+using UnitProps = std::map<std::string, std::string>;
+
+// The unit's ActiveState/SubState say it runs.
+inline bool unit_running(const UnitProps& p) {
+  return p.count("ActiveState") && p.at("ActiveState") == "active" && p.count("SubState") &&
+         p.at("SubState") == "running";
+}
+
 struct ContainerOptions {
   std::string name;  // machine name; also names the cgroup and the scratch directory
   // false: nspawn's --volatile=yes, a tmpfs root with the host's /usr

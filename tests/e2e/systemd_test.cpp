@@ -20,14 +20,12 @@ namespace capaudit::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-using Props = std::map<std::string, std::string>;
+using Props = UnitProps;
 
 constexpr const char* kUnit = "capauditd.service";
 constexpr const char* kProps = "ActiveState,SubState,StatusText,NRestarts,MainPID,Result";
 constexpr const char* kDb = "/var/lib/capaudit/capaudit.db";
 
-bool running(const Props& p) { return p.count("ActiveState") && p.at("ActiveState") == "active" &&
-                                      p.at("SubState") == "running"; }
 std::string dump(const Props& p) {
   std::string s;
   for (auto& [k, v] : p) s += k + "=" + v + "\n";
@@ -65,7 +63,7 @@ class Systemd : public ::testing::Test {
   static Props props() { return c_->show(kUnit, kProps); }
   // Waits until the unit is active/running; *p gets the last view.
   static bool wait_running(Props* p, std::chrono::milliseconds t = 60s) {
-    return c_->wait_for(kUnit, kProps, running, t, p);
+    return c_->wait_for(kUnit, kProps, unit_running, t, p);
   }
   static std::string config_path() { return stage_->file("stage") + "/etc/capaudit/capaudit.json"; }
   static void drop_in(const std::string& name, const std::string& text) {
@@ -144,7 +142,7 @@ TEST_F(Systemd, ReadyOnlyOnceAttachedAndStatusNamesTheMethod) {
   auto r = c_->systemctl({"start", kUnit});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Props p = props();
-  EXPECT_TRUE(running(p)) << dump(p);
+  EXPECT_TRUE(unit_running(p)) << dump(p);
   std::smatch m;
   ASSERT_TRUE(std::regex_search(p["StatusText"], m, std::regex("method (fexit|kprobe|tracepoint)"))) << dump(p);
   const std::string method = m[1];
@@ -172,14 +170,14 @@ TEST_F(Systemd, WatchdogIsFedAndAStoppedDaemonIsRestarted) {
   // Three watchdog periods while healthy: no restart.
   std::this_thread::sleep_for(6s);
   Props p = props();
-  EXPECT_TRUE(running(p)) << dump(p);
+  EXPECT_TRUE(unit_running(p)) << dump(p);
   EXPECT_EQ(p["NRestarts"], before["NRestarts"]);
   EXPECT_EQ(p["MainPID"], before["MainPID"]);
 
   ASSERT_EQ(c_->systemctl({"kill", "-s", "STOP", kUnit}).exit_code, 0);
   bool restarted = c_->wait_for(
       kUnit, kProps,
-      [&](const Props& q) { return running(q) && q.at("NRestarts") != before["NRestarts"] && q.at("MainPID") != before["MainPID"]; },
+      [&](const Props& q) { return unit_running(q) && q.at("NRestarts") != before["NRestarts"] && q.at("MainPID") != before["MainPID"]; },
       60s, &p);
   EXPECT_TRUE(restarted) << dump(p);
   EXPECT_EQ(std::stoi(p["NRestarts"]), std::stoi(before["NRestarts"]) + 1) << dump(p);
@@ -208,7 +206,7 @@ TEST_F(Systemd, KilledDaemonIsRestartedAndCountsAddUpExactly) {
       << dump(down);
   chown_loop(200);  // while no daemon runs
   Props p;
-  ASSERT_TRUE(c_->wait_for(kUnit, kProps, [&](const Props& q) { return running(q) && q.at("MainPID") != before["MainPID"]; },
+  ASSERT_TRUE(c_->wait_for(kUnit, kProps, [&](const Props& q) { return unit_running(q) && q.at("MainPID") != before["MainPID"]; },
                            30s, &p))
       << dump(p);
   EXPECT_EQ(std::stoi(p["NRestarts"]), std::stoi(before["NRestarts"]) + 1);
@@ -251,7 +249,7 @@ TEST_F(Systemd, ReloadRereadsTheConfiguration) {
   ASSERT_EQ(c_->systemctl({"reload", kUnit}).exit_code, 0);
   while (count("reload refused") == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
   EXPECT_EQ(count("reload refused"), 1u);
-  EXPECT_TRUE(running(props()));
+  EXPECT_TRUE(unit_running(props()));
 
   std::ofstream(config_path()) << original;
   ASSERT_EQ(c_->systemctl({"reload", kUnit}).exit_code, 0);
@@ -281,7 +279,7 @@ TEST_F(Systemd, StoredOriginsAreFunctionNames) {
 // CAP_SYS_PTRACE (19), CAP_SYSLOG (34), CAP_PERFMON (38), CAP_BPF (39).
 TEST_F(Systemd, DaemonHoldsOnlyTheCapabilitiesItNeeds) {
   Props p = props();
-  ASSERT_TRUE(running(p)) << dump(p);
+  ASSERT_TRUE(unit_running(p)) << dump(p);
   std::string status = c_->exec({"cat", "/proc/" + p["MainPID"] + "/status"}).out;
   auto field = [&](const std::string& name) {
     std::smatch m;
@@ -512,7 +510,7 @@ TEST_F(Package, InstallEnablesAndStartsTheService) {
   auto r = c_->exec({"env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", deb_}, 300);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   Props p;
-  EXPECT_TRUE(c_->wait_for(kUnit, kProps, running, 60s, &p))
+  EXPECT_TRUE(c_->wait_for(kUnit, kProps, unit_running, 60s, &p))
       << dump(p) << c_->exec({"journalctl", "--no-pager", "-u", kUnit}).out;
   Props unit = c_->show(kUnit, "FragmentPath,UnitFileState,ExecMainStatus");
   EXPECT_EQ(unit["FragmentPath"], "/lib/systemd/system/capauditd.service");

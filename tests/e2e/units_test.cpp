@@ -21,7 +21,7 @@ namespace capaudit::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-using Props = std::map<std::string, std::string>;
+using Props = UnitProps;
 
 constexpr const char* kDaemon = "capauditd.service";
 constexpr const char* kMore = "capaudit-e2e-more.service";  // holds seven, uses two
@@ -96,7 +96,7 @@ class Units : public ::testing::Test {
       return;
     }
     Props p;
-    if (!c_->wait_for(kDaemon, "ActiveState,SubState", running, 60s, &p)) {
+    if (!c_->wait_for(kDaemon, "ActiveState,SubState", unit_running, 60s, &p)) {
       setup_error_ = "capauditd.service never ran: " + c_->exec({"journalctl", "--no-pager", "-u", kDaemon}).out;
       c_.reset();
       return;
@@ -133,9 +133,6 @@ class Units : public ::testing::Test {
     }
   }
 
-  static bool running(const Props& p) {
-    return p.count("ActiveState") && p.at("ActiveState") == "active" && p.at("SubState") == "running";
-  }
   static ProcessResult capaudit(std::vector<std::string> args) {
     args.insert(args.begin(), kCapaudit);
     return c_->exec(args);
@@ -215,7 +212,7 @@ TEST_F(Units, NobodyServiceGetsItsDropInAndWorksWithExactlyIt) {
 
   ASSERT_EQ(apply(kMore, dropin), 0) << c_->exec({"journalctl", "--no-pager", "-n", "30", "-u", kMore}).out;
   Props p = c_->show(kMore, "ActiveState,SubState");
-  EXPECT_TRUE(running(p)) << p["ActiveState"] << "/" << p["SubState"];
+  EXPECT_TRUE(unit_running(p)) << p["ActiveState"] << "/" << p["SubState"];
   std::string status;
   auto [bnd, amb] = held(kMore, &status);
   EXPECT_EQ(bnd, kChownBit | kNetRawBit) << status;
@@ -235,7 +232,7 @@ TEST_F(Units, NobodyServiceGetsItsDropInAndWorksWithExactlyIt) {
   }
   // And back: the recommended drop-in still works after the failures.
   ASSERT_EQ(apply(kMore, dropin), 0);
-  EXPECT_TRUE(running(c_->show(kMore, "ActiveState,SubState")));
+  EXPECT_TRUE(unit_running(c_->show(kMore, "ActiveState,SubState")));
 
   // ps: the live process with its unit and what the unit was seen using.
   auto ps = capaudit({"ps"});
@@ -282,7 +279,7 @@ TEST_F(Units, ServiceUsingNoneGetsAnEmptyBoundingSet) {
   EXPECT_EQ(r.out.find("CAP_"), std::string::npos) << r.out;
 
   ASSERT_EQ(apply(kNone, r.out), 0) << c_->exec({"journalctl", "--no-pager", "-n", "30", "-u", kNone}).out;
-  EXPECT_TRUE(running(c_->show(kNone, "ActiveState,SubState")));
+  EXPECT_TRUE(unit_running(c_->show(kNone, "ActiveState,SubState")));
   std::string status;
   auto [bnd, amb] = held(kNone, &status);
   EXPECT_EQ(bnd, 0u) << status;
