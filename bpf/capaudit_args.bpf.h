@@ -145,12 +145,19 @@ static __always_inline bool compat_syscall(struct task_struct *task)
 }
 
 /* ca_check_key.arg for a check made inside syscall nr; 0 when not one of
- * the families (or its arguments could not be read). A handful of compares
- * on every check; the argument reads only in the syscalls classified. */
+ * the families (or its arguments could not be read). One compare chain on
+ * every check; the arguments, and the task's ABI, read only in the syscalls
+ * classified. Under another ABI the number meant another call: what was
+ * read for it is dropped. */
 static __always_inline __u32 classify_args(struct task_struct *task, struct pt_regs *regs, int nr,
 					   const struct cred *cred)
 {
+	__u32 arg;
+
 	switch (nr) {
+	case CA_NR_setgroups:
+		arg = ca_family(CA_ARGF_SETID, 0);
+		break;
 	case CA_NR_setuid:
 	case CA_NR_setgid:
 	case CA_NR_setreuid:
@@ -159,26 +166,47 @@ static __always_inline __u32 classify_args(struct task_struct *task, struct pt_r
 	case CA_NR_setresgid:
 	case CA_NR_setfsuid:
 	case CA_NR_setfsgid:
-	case CA_NR_setgroups:
+		arg = classify_setid(regs, nr, cred);
 		break;
 	case CA_NR_open:
+		arg = ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
+		break;
 	case CA_NR_openat:
-	case CA_NR_openat2:
+		arg = ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
+		break;
 	case CA_NR_creat:
-	case CA_NR_read:
-	case CA_NR_pread64:
-	case CA_NR_readv:
-	case CA_NR_preadv:
-	case CA_NR_preadv2:
+		arg = ca_family(CA_ARGF_OPEN, CA_ARG_WRITE | CA_ARG_CREAT | CA_ARG_TRUNC);
+		break;
+	case CA_NR_openat2: {
+		struct open_how how;
+
+		/* Non-sleepable: a paged-out struct leaves the check unclassified. */
+		if (bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_CORE_SYSCALL(regs)))
+			return 0;
+		arg = ca_family(CA_ARGF_OPEN, open_bits(how.flags));
+		break;
+	}
 	case CA_NR_write:
 	case CA_NR_pwrite64:
 	case CA_NR_writev:
 	case CA_NR_pwritev:
 	case CA_NR_pwritev2:
+		arg = ca_family(CA_ARGF_RW, CA_ARG_WRITE);
+		break;
+	case CA_NR_read:
+	case CA_NR_pread64:
+	case CA_NR_readv:
+	case CA_NR_preadv:
+	case CA_NR_preadv2:
+		arg = ca_family(CA_ARGF_RW, 0);
+		break;
 	case CA_NR_chmod:
 	case CA_NR_fchmod:
+		arg = ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
+		break;
 	case CA_NR_fchmodat:
 	case CA_NR_fchmodat2:
+		arg = ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
 		break;
 	case CA_NR_stat:
 	case CA_NR_lstat:
@@ -188,58 +216,12 @@ static __always_inline __u32 classify_args(struct task_struct *task, struct pt_r
 	case CA_NR_readlinkat:
 	case CA_NR_chdir:
 		/* Only walks a path: no argument says more. */
-		return compat_syscall(task) ? 0 : ca_family(CA_ARGF_LOOKUP, 0);
+		arg = ca_family(CA_ARGF_LOOKUP, 0);
+		break;
 	default:
 		return 0;
 	}
-	if (compat_syscall(task))
-		return 0;
-	switch (nr) {
-	case CA_NR_setgroups:
-		return ca_family(CA_ARGF_SETID, 0);
-	case CA_NR_setuid:
-	case CA_NR_setgid:
-	case CA_NR_setreuid:
-	case CA_NR_setregid:
-	case CA_NR_setresuid:
-	case CA_NR_setresgid:
-	case CA_NR_setfsuid:
-	case CA_NR_setfsgid:
-		return classify_setid(regs, nr, cred);
-	case CA_NR_open:
-		return ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
-	case CA_NR_openat:
-		return ca_family(CA_ARGF_OPEN, open_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
-	case CA_NR_creat:
-		return ca_family(CA_ARGF_OPEN, CA_ARG_WRITE | CA_ARG_CREAT | CA_ARG_TRUNC);
-	case CA_NR_openat2: {
-		struct open_how how;
-
-		/* Non-sleepable: a paged-out struct leaves the check unclassified. */
-		if (bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_CORE_SYSCALL(regs)))
-			return 0;
-		return ca_family(CA_ARGF_OPEN, open_bits(how.flags));
-	}
-	case CA_NR_write:
-	case CA_NR_pwrite64:
-	case CA_NR_writev:
-	case CA_NR_pwritev:
-	case CA_NR_pwritev2:
-		return ca_family(CA_ARGF_RW, CA_ARG_WRITE);
-	case CA_NR_read:
-	case CA_NR_pread64:
-	case CA_NR_readv:
-	case CA_NR_preadv:
-	case CA_NR_preadv2:
-		return ca_family(CA_ARGF_RW, 0);
-	case CA_NR_chmod:
-	case CA_NR_fchmod:
-		return ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM2_CORE_SYSCALL(regs)));
-	case CA_NR_fchmodat:
-	case CA_NR_fchmodat2:
-		return ca_family(CA_ARGF_CHMOD, mode_bits(PT_REGS_PARM3_CORE_SYSCALL(regs)));
-	}
-	return 0;
+	return compat_syscall(task) ? 0 : arg;
 }
 
 /* The self-inspection programs: capaudit_inspect.bpf.h (kept apart: they
