@@ -48,6 +48,14 @@ void expect_check_lines(const nlohmann::json& b, const std::string& cap, const s
   EXPECT_TRUE(seen) << "no granted " << cap << " line in " << b.dump(2);
 }
 
+// The runs verified `cap` as the binary's whole need: kept because a run
+// without it failed, and the set recommended.
+void expect_verified_need(const nlohmann::json& b, const std::string& cap) {
+  EXPECT_EQ(b["source"], "verified") << b.dump(2);
+  EXPECT_EQ(verdict(b, cap), "needed") << b.dump(2);
+  EXPECT_EQ(caps_of(b), std::vector<std::string>{cap}) << b.dump(2);
+}
+
 // A root-only file in a directory nobody may search.
 std::string secret_file(const TempDir& dir) {
   std::string secret = dir.file("secret");
@@ -249,10 +257,8 @@ TEST(Minimize, ExecutableInADirectoryOnlyRootMayEnter) {
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_TRUE((*b)["verification"]["baseline_ok"].get<bool>()) << b->dump(2);
   EXPECT_TRUE(started_from(*b, "cap_setuid")) << b->dump(2);
-  EXPECT_EQ(verdict(*b, "cap_setuid"), "needed") << b->dump(2);
+  expect_verified_need(*b, "cap_setuid");
   EXPECT_EQ((*b)["verification"]["runs"], 2);
-  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_setuid"});
-  EXPECT_EQ((*b)["source"], "verified");
 }
 
 // A script there: its interpreter is given /dev/fd/N, which stays open
@@ -274,9 +280,7 @@ TEST(Minimize, ScriptInADirectoryOnlyRootMayEnter) {
   // requirements to the rules too, so both are credited (the runs hold one set for the tree).
   const nlohmann::json* cat = find_binary(m.report, real_path("/bin/cat"));
   ASSERT_TRUE(cat) << m.report.dump(2);
-  EXPECT_EQ(verdict(*cat, "cap_dac_read_search"), "needed") << cat->dump(2);
-  EXPECT_EQ(caps_of(*cat), std::vector<std::string>{"cap_dac_read_search"});
-  EXPECT_EQ((*cat)["source"], "verified");
+  expect_verified_need(*cat, "cap_dac_read_search");
 }
 
 // The common case: a shell script that runs the real program. The runs hold
@@ -297,9 +301,7 @@ TEST(Minimize, WrapperScriptCreditsTheProgramNotTheShell) {
   EXPECT_EQ((*sh)["source"], "verified") << sh->dump(2);
   EXPECT_EQ(caps_of(*sh), std::vector<std::string>{}) << sh->dump(2);
   EXPECT_EQ(verdict(*sh, "cap_net_raw"), "") << sh->dump(2);  // not the shell's
-  EXPECT_EQ((*prog)["source"], "verified") << prog->dump(2);
-  EXPECT_EQ(caps_of(*prog), std::vector<std::string>{"cap_net_raw"}) << prog->dump(2);
-  EXPECT_EQ(verdict(*prog, "cap_net_raw"), "needed") << prog->dump(2);
+  expect_verified_need(*prog, "cap_net_raw");
   expect_check_lines(*prog, "cap_net_raw", "needed", true);
   // Both runs of the tree count once, for both.
   EXPECT_EQ((*sh)["verification"]["runs"], (*prog)["verification"]["runs"]);
@@ -349,9 +351,7 @@ TEST(Minimize, CapabilityOnlyANoauditCheckAskedIsTriedToo) {
   const nlohmann::json* b = find_binary(m.report, real_path("/usr/sbin/sysctl"));
   ASSERT_TRUE(b) << m.report.dump(2);
   EXPECT_TRUE(started_from(*b, "cap_net_admin")) << b->dump(2);
-  EXPECT_EQ((*b)["source"], "verified") << b->dump(2);
-  EXPECT_EQ(verdict(*b, "cap_net_admin"), "needed") << b->dump(2);
-  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_admin"}) << b->dump(2);
+  expect_verified_need(*b, "cap_net_admin");
   expect_check_lines(*b, "cap_net_admin", "needed", true);
 }
 
@@ -366,9 +366,7 @@ TEST(Minimize, ProgramThatInspectsItsOwnCapabilitiesKeepsWhatItNeeds) {
   ASSERT_EQ(m.run.exit_code, 0) << m.run.err;
   const nlohmann::json* b = find_binary(m.report, capsh);
   ASSERT_TRUE(b) << m.report.dump(2);
-  EXPECT_EQ((*b)["source"], "verified") << b->dump(2);
-  EXPECT_EQ(caps_of(*b), std::vector<std::string>{"cap_net_raw"}) << b->dump(2);
-  EXPECT_EQ(verdict(*b, "cap_net_raw"), "needed") << b->dump(2);
+  expect_verified_need(*b, "cap_net_raw");
   EXPECT_TRUE(started_from(*b, "cap_chown")) << b->dump(2);  // held, never checked
   EXPECT_NE((*b)["verification"]["note"].dump().find("asked the kernel what capabilities it holds"),
             std::string::npos)
