@@ -5,28 +5,22 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <memory>
 #include <string>
 
 #include "drainer.h"
-#include "store.h"
-#include "test_util.h"
+#include "store_fixture.h"
 
 namespace capaudit::test {
 
-// t.db in a fresh directory, and a file `prog` there whose (device, inode)
-// `key` carries; the other key fields are each test's.
-struct StoreAndProgram {
-  TempDir dir;
-  std::unique_ptr<Store> store;
+// The fresh store, and a file `prog` beside it whose (device, inode) `key`
+// carries; the other key fields are each test's.
+struct StoreAndProgram : FreshStore {
   std::string exe;
   ca_check_key key{};
 
   // Call as ASSERT_NO_FATAL_FAILURE(open_store_and_program()).
   void open_store_and_program() {
-    std::string err;
-    store = Store::open(dir.file("t.db"), &err);
-    ASSERT_TRUE(store) << err;
+    ASSERT_NO_FATAL_FAILURE(open_store());
     exe = dir.file("prog");
     std::ofstream(exe) << "#!/bin/true\n";
     struct stat st {};

@@ -15,7 +15,7 @@
 
 #include <cstring>
 
-#include "test_util.h"
+#include "store_fixture.h"
 
 namespace capaudit {
 namespace {
@@ -263,12 +263,11 @@ TEST(SelfInspection, WhatCapsetKeptIsRequiredWithAWarning) {
 // ---- the store -----------------------------------------------------------------
 
 TEST(StoreV4, ArgIsPartOfTheCheckKeyAndSelfInspectionsAccumulate) {
-  test::TempDir dir;
+  test::StoreWithBinary t;
+  ASSERT_NO_FATAL_FAILURE(t.begin_with_binary());
+  Store* s = t.store.get();
+  const int64_t b = t.binary;
   std::string err;
-  auto s = Store::open(dir.file("a.db"), &err);
-  ASSERT_TRUE(s) << err;
-  ASSERT_TRUE(s->begin(&err)) << err;
-  int64_t b = s->upsert_binary({64769, 42, "/usr/bin/x", ""}, false, 100);
   CheckFields f;
   f.cap = CAP_NET_ADMIN;
   f.arg = arg(CA_ARGF_OPEN, CA_ARG_WRITE);
@@ -303,14 +302,10 @@ TEST(StoreV4, ArgIsPartOfTheCheckKeyAndSelfInspectionsAccumulate) {
   EXPECT_EQ(s->binaries().size(), 1u);
 }
 
-int exec_sql(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
-
 // A version 3 database as released: checks without arg, its UNIQUE key
 // without it, no self_inspections.
 void downgrade_to_v3(const std::string& path) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  const char* sql = R"sql(
+  ASSERT_NO_FATAL_FAILURE(test::run_sql(path, R"sql(
 PRAGMA foreign_keys=OFF;
 BEGIN;
 DROP TABLE self_inspections;
@@ -330,31 +325,21 @@ DROP TABLE checks;
 ALTER TABLE checks_v3 RENAME TO checks;
 PRAGMA user_version=3;
 COMMIT;
-)sql";
-  EXPECT_EQ(exec_sql(db, sql), SQLITE_OK) << sqlite3_errmsg(db);
-  sqlite3_close(db);
+)sql"));
 }
 
 TEST(StoreV4, MigratesAVersion3DatabaseKeepingChecksAndTheirOrigins) {
   test::TempDir dir;
   std::string err;
   const std::string path = dir.file("old.db");
-  int64_t b = 0, c = 0;
   CheckFields f;
   f.cap = CAP_SETUID;
   f.syscall = SYS_setuid;
   f.final_verdict = FinalVerdict::Granted;
-  {
-    auto s = Store::open(path, &err);
-    ASSERT_TRUE(s) << err;
-    ASSERT_TRUE(s->begin(&err));
-    b = s->upsert_binary({64769, 7, "/usr/bin/old", ""}, false, 50);
-    c = s->add_check(b, f, 4, 50);
-    int64_t st = s->put_stack({"cap_capable+0x1", "__sys_setuid+0x2"}, "__sys_setuid");
-    ASSERT_TRUE(s->add_origin(c, st, 2));
-    ASSERT_TRUE(s->commit(&err)) << err;
-  }
-  downgrade_to_v3(path);
+  test::StoredCheck old;
+  ASSERT_NO_FATAL_FAILURE(test::store_check_with_origin(path, f, 4, "__sys_setuid", 2, &old));
+  const int64_t b = old.binary, c = old.check;
+  ASSERT_NO_FATAL_FAILURE(downgrade_to_v3(path));
   {
     // Read-only, as recommend reads an old database: no arg column, read as 0.
     auto ro = Store::open(path, &err, true);
@@ -383,9 +368,10 @@ TEST(StoreV4, MigratesAVersion3DatabaseKeepingChecksAndTheirOrigins) {
   ASSERT_TRUE(s->begin(&err));
   CheckFields held = f;
   held.arg = arg(CA_ARGF_SETID, CA_ARG_SETID_HELD);
-  EXPECT_NE(s->add_check(b, held, 1, 60), c);
-  EXPECT_EQ(s->add_check(b, f, 1, 60), c);
-  ASSERT_TRUE(s->add_self_inspection({b, CA_INSPECT_CAPGET, 0, false, 1, 60, 60}));
+  const int64_t later = test::kStoredAt + 10;
+  EXPECT_NE(s->add_check(b, held, 1, later), c);
+  EXPECT_EQ(s->add_check(b, f, 1, later), c);
+  ASSERT_TRUE(s->add_self_inspection({b, CA_INSPECT_CAPGET, 0, false, 1, later, later}));
   ASSERT_TRUE(s->commit(&err)) << err;
   EXPECT_EQ(s->checks(b).size(), 2u);
   // Foreign keys are on again after the migration.
@@ -399,10 +385,9 @@ TEST(StoreV4, MigratesAVersion3DatabaseKeepingChecksAndTheirOrigins) {
 // ---- the drainer -----------------------------------------------------------------
 
 TEST(SelfInspectionDrain, WritesDeltasPerBinaryAndKind) {
-  test::TempDir dir;
-  std::string err;
-  auto s = Store::open(dir.file("d.db"), &err);
-  ASSERT_TRUE(s) << err;
+  test::FreshStore t;
+  ASSERT_NO_FATAL_FAILURE(t.open_store());
+  Store* s = t.store.get();
   ExePathResolver paths;
   DrainOptions opts;
   opts.record_identity = false;

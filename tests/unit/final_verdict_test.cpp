@@ -13,7 +13,7 @@
 
 #include <algorithm>
 
-#include "test_util.h"
+#include "store_fixture.h"
 
 namespace capaudit {
 namespace {
@@ -33,12 +33,11 @@ TEST(FinalVerdict, FlagsBecomeTheColumn) {
 }
 
 TEST(FinalVerdict, IsPartOfTheCheckKey) {
-  test::TempDir dir;
+  test::StoreWithBinary t;
+  ASSERT_NO_FATAL_FAILURE(t.begin_with_binary());
+  Store* s = t.store.get();
+  const int64_t b = t.binary;
   std::string err;
-  auto s = Store::open(dir.file("a.db"), &err);
-  ASSERT_TRUE(s) << err;
-  ASSERT_TRUE(s->begin(&err)) << err;
-  int64_t b = s->upsert_binary({64769, 42, "/usr/bin/x", ""}, false, 100);
   CheckFields f;
   f.cap = CAP_NET_RAW;
   f.final_verdict = FinalVerdict::Granted;
@@ -62,24 +61,13 @@ TEST(FinalVerdict, IsPartOfTheCheckKey) {
 TEST(FinalVerdict, MigrationFromVersion2KeepsChecksAndOrigins) {
   test::TempDir dir;
   std::string path = dir.file("v2.db");
-  int64_t b = 0;
-  {
-    std::string err;
-    auto s = Store::open(path, &err);
-    ASSERT_TRUE(s) << err;
-    ASSERT_TRUE(s->begin(&err));
-    b = s->upsert_binary({64769, 42, "/usr/bin/x", ""}, false, 100);
-    CheckFields f;
-    f.cap = CAP_CHOWN;
-    int64_t c = s->add_check(b, f, 7, 100);
-    int64_t st = s->put_stack({"cap_capable+0x1", "chown_common+0x2"}, "chown_common");
-    ASSERT_TRUE(s->add_origin(c, st, 3));
-    ASSERT_TRUE(s->commit(&err));
-  }
+  CheckFields f;
+  f.cap = CAP_CHOWN;
+  test::StoredCheck old;
+  ASSERT_NO_FATAL_FAILURE(test::store_check_with_origin(path, f, 7, "chown_common", 3, &old));
+  const int64_t b = old.binary;
   // Back to what version 2 was: the old checks table, user_version 2.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  const char* downgrade = R"sql(
+  ASSERT_NO_FATAL_FAILURE(test::run_sql(path, R"sql(
 PRAGMA foreign_keys=OFF;
 DROP TABLE self_inspections;
 CREATE TABLE old_checks AS SELECT id, binary_id, cap, ret, audit, insetid, uid, euid, syscall, target_ns_inum,
@@ -97,10 +85,7 @@ CREATE TABLE checks(
 INSERT INTO checks SELECT * FROM old_checks;
 DROP TABLE old_checks;
 PRAGMA user_version=2;
-)sql";
-  char* msg = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, &msg), SQLITE_OK) << (msg ? msg : "");
-  sqlite3_close(db);
+)sql"));
 
   std::string err;
   {
