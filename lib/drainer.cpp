@@ -126,6 +126,7 @@ void Drainer::rebind(Store& store) {
   cgroup_revisions_.clear();
   binary_ids_.clear();
   stack_rows_.clear();
+  end_drain_caches();
   persist_all_state_ = opts_.persist_drain_state;
 }
 
@@ -189,10 +190,12 @@ bool Drainer::forget_origins(const std::vector<OriginCount>& gone, std::string* 
 void Drainer::begin_parts() {
   in_parts_ = true;
   scanned_in_parts_ = false;
+  end_drain_caches();
 }
 
 void Drainer::end_parts(bool ok) {
   in_parts_ = false;
+  end_drain_caches();
   if (ok) persist_all_state_ = false;
 }
 
@@ -216,17 +219,18 @@ Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
   r.key.dev = kernel_dev_to_user(k.exe_dev);
   r.key.ino = k.exe_ino;
   const ExeId id{k.exe_dev, k.exe_ino};
-  auto p = paths_.lookup(id);
-  if (!p) {
+  CachedPath& cached = lookup_path(id);
+  if (!cached.path && !cached.store_asked) {
     // Not seen starting by this process (it ran while the daemon was down,
     // or before a restart): the database may know where the file is.
+    cached.store_asked = true;
     for (const auto& known : store_->paths_of(r.key.dev, r.key.ino))
       if (paths_.learn_verified(id, known)) {
-        p = paths_.lookup(id);
+        cached.path = paths_.lookup(id);
         break;
       }
   }
-  if (p) {
+  if (const auto& p = cached.path) {
     r.key.path = p->path;
     r.stale = p->stale;
     r.ready = true;
@@ -235,6 +239,19 @@ Drainer::Resolved Drainer::resolve(const ca_check_key& k) {
     return r;
   }
   return r;
+}
+
+Drainer::CachedPath& Drainer::lookup_path(const ExeId& id) {
+  auto it = path_cache_.find(id);
+  if (it != path_cache_.end()) return it->second;
+  // Bounded like the maps' executables: a drain of more starts over.
+  if (path_cache_.size() >= 65536) path_cache_.clear();
+  return path_cache_.emplace(id, CachedPath{paths_.lookup(id), false}).first->second;
+}
+
+void Drainer::end_drain_caches() {
+  path_cache_.clear();
+  drain_check_rows_.clear();
 }
 
 int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
@@ -345,6 +362,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     // Row ids learned inside the failed transaction are gone with it.
     binary_ids_.clear();
     stack_rows_.clear();
+    if (!in_parts_) end_drain_caches();
     res.ok = false;
     res.error = std::move(why);
     res.checks_added = 0;
@@ -368,17 +386,18 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     const uint64_t* w = kinds_[kind_index(kind)].written.find(key_hash(kind, &c.key, sizeof c.key));
     if (w && *w == c.count) return false;
     return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE | CA_FLAG_CAP_ONLY)) &&
-           !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
+           !lookup_path(ExeId{c.key.exe_dev, c.key.exe_ino}).path;
   };
   auto unnamed_inspection = [&](const InspectCount& c) {
     const uint64_t* w = kinds_[kI].written.find(key_hash('i', &c.key, sizeof c.key));
     if (w && *w == c.count) return false;
-    return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) && !paths_.lookup(ExeId{c.key.exe_dev, c.key.exe_ino});
+    return !(c.key.flags & (CA_FLAG_KTHREAD | CA_FLAG_NO_EXE)) && !lookup_path(ExeId{c.key.exe_dev, c.key.exe_ino}).path;
   };
   if ((!in_parts_ || !scanned_in_parts_) &&
       (std::any_of(snap.counts.begin(), snap.counts.end(), unnamed_count) ||
        std::any_of(snap.inspections.begin(), snap.inspections.end(), unnamed_inspection))) {
     paths_.scan_proc();
+    path_cache_.clear();  // what the scan learned
     scanned_in_parts_ = true;
   }
   if (!store_->begin(&res.error)) return fail(res.error);
@@ -465,6 +484,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     uint64_t delta = o.samples >= before ? o.samples - before : o.samples;
     if (delta == 0) continue;
     int64_t check_row = check_rows.get(ck);
+    if (check_row == 0) check_row = drain_check_rows_.get(ck);
     if (check_row == 0) {
       // Sampled after its count was drained: find the row with a zero add.
       Resolved r = resolve(o.key);
@@ -474,6 +494,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
       if (bin == 0) return fail("storing binary " + quote_for_display(r.key.path) + ": " + err);
       check_row = store_->add_check(bin, check_fields(o.key, opts_.profiled), 0, now);
       if (check_row == 0) return fail(store_->last_error());
+      check_rows.set(ck, check_row);  // the check's other origins
     }
     int64_t srow = stack_row(o.stack_id, read_stack);
     if (srow == 0) continue;  // stack evicted or unreadable: the count is still exact
@@ -511,6 +532,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
     kinds_[p.kind].deferred.erase(p.h);
   }
   for (auto& [k, v] : pending_named) named_[k] = v;
+  if (in_parts_) check_rows.for_each([this](uint64_t h, int64_t row) { drain_check_rows_.set(h, row); });
+  else end_drain_caches();
   for (const Pending& p : deferred_now) kinds_[p.kind].deferred.set(p.h, static_cast<int>(p.value));
   // The retired generation, stored final, is passed by from now on: what
   // was drained of it is needed no more (the store keeps it until cleared).

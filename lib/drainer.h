@@ -118,6 +118,22 @@ class Drainer {
     bool stale = false;
   };
   Resolved resolve(const ca_check_key& k);
+  // paths_.lookup (a stat of the file) once per executable and drain: a
+  // drain of a million keys from a few binaries stats each binary once.
+  // Emptied when /proc is scanned (a path may be learned) and between drains,
+  // so a file replaced is seen by the next drain.
+  struct CachedPath {
+    std::optional<ResolvedPath> path;
+    bool store_asked = false;  // the store's paths_of tried (for an unknown id)
+  };
+  CachedPath& lookup_path(const ExeId& id);
+  std::unordered_map<ExeId, CachedPath, ExeIdHash> path_cache_;
+  // Check rows by the key's hash ('c'), committed by an earlier part of
+  // this drain: the origins part finds its checks' rows here instead of
+  // upserting them again. Only committed rows, emptied at the end of the
+  // drain and by rebind() (ids of the old store).
+  FlatMap<int64_t> drain_check_rows_;
+  void end_drain_caches();
   // Writes what is new of the self-inspection counts; false with *err.
   bool drain_inspections(const KernelSnapshot& snap, int64_t now, std::vector<Pending>& pending,
                          std::vector<Pending>& deferred_now, DrainResult& res, std::string* err);

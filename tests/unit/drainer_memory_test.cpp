@@ -171,6 +171,55 @@ TEST_F(PartsTest, StoreReplacedBetweenPartsGetsOnlyWhatWasNotWritten) {
   EXPECT_EQ(stored(*fresh), 6u * 2 + 12 + 7);
 }
 
+// The origins part finds its checks' rows as an earlier part committed
+// them; a store replaced between those parts has other rows under the same
+// ids, so the origin goes to the new store's row of its own check.
+TEST_F(PartsTest, CheckRowsOfEarlierPartsAreForgottenWithTheStore) {
+  std::string err;
+  auto fresh = Store::open(dir.file("new.db"), &err);
+  ASSERT_TRUE(fresh) << err;
+  {
+    // Other checks take the new store's first row ids.
+    std::vector<CheckCount> others;
+    for (uint32_t u = 100; u < 110; u++) others.push_back({key_of(u), 1, 0});
+    auto d = drainer(*fresh, false);
+    ASSERT_TRUE(drain_in_parts(*d, 0, others, {}, false, 50));
+  }
+  auto samples_of = [](Store& s, uint32_t uid) {
+    uint64_t n = 0;
+    for (auto& b : s.binaries())
+      for (auto& c : s.checks(b.id))
+        for (auto& o : s.origins(c.id))
+          if (c.f.uid == uid) n += o.samples;
+          else ADD_FAILURE() << "origin under the check of uid " << c.f.uid;
+    return n;
+  };
+  std::vector<CheckCount> counts;
+  for (uint32_t u = 0; u < 10; u++) counts.push_back({key_of(u), 4, 0});
+  auto d = drainer(*store, false);
+  d->begin_parts();
+  KernelSnapshot part;
+  part.counts = counts;
+  ASSERT_TRUE(d->drain(part, kOneStack, 100).ok);
+  // Without the store in between, the origin takes its check's row as written.
+  part.counts.clear();
+  part.origins = {{key_of(3), 3, 2}};
+  ASSERT_TRUE(d->drain(part, kOneStack, 100).ok);
+  EXPECT_EQ(samples_of(*store, 3), 2u);
+  // The next check is stored, then the store replaced, then its origin.
+  part.origins.clear();
+  part.counts = {{key_of(9), 6, 0}};
+  ASSERT_TRUE(d->drain(part, kOneStack, 100).ok);
+  d->rebind(*fresh);
+  part.counts.clear();
+  part.origins = {{key_of(9), 3, 5}};
+  DrainResult r = d->drain(part, kOneStack, 100);
+  ASSERT_TRUE(r.ok) << r.error;
+  d->end_parts(true);
+  EXPECT_EQ(samples_of(*fresh, 9), 5u);
+  EXPECT_EQ(stored(*store), 10u * 4 + 2);
+}
+
 // A hundred thousand distinct keys over ten generations, pruned as the
 // daemon does: the drain state held follows the live keys, never the total.
 TEST_F(PartsTest, DrainStateHeldFollowsTheMapsNotTheKeysEverSeen) {
