@@ -259,10 +259,43 @@ static __always_inline __u64 count_coarse(void *coarse_map, struct ca_check_key 
 	return 0;
 }
 
+_Static_assert(sizeof(struct ca_check_key) == 64, "hot_match compares eight words");
+
+/* Whether two keys are equal: eight word compares, no branch until the end. */
+static __always_inline bool hot_match(const struct ca_check_key *a, const struct ca_check_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) |
+		(x[5] ^ y[5]) | (x[6] ^ y[6]) | (x[7] ^ y[7])) == 0;
+}
+
+/* The key just counted n times on this CPU in the counts map goes on in a
+ * free hot entry (ca_hot); a multiple of CA_HOT_AFTER, so a key that stays
+ * busy after losing the current entry can take another one later. */
+static __always_inline void hot_take(struct ca_hot *h, const struct ca_check_key *k, __u64 n)
+{
+	__u32 j = h->used;
+	struct ca_hot_entry *e;
+
+	if ((n & (CA_HOT_AFTER - 1)) || j >= CA_HOT_ENTRIES)
+		return;
+	e = &h->e[j & (CA_HOT_ENTRIES - 1)];
+	__builtin_memcpy(&e->key, k, sizeof(e->key));
+	e->base = n;
+	e->count = 0;
+	/* Published after the entry: user space reads `used` first and only
+	 * the entries below it. */
+	h->cur = j;
+	h->used = j + 1;
+}
+
 /* One generation's counting: the exact key if it is there or can be added
- * (within the unprivileged share), else the coarse key. */
+ * (within the unprivileged share), else the coarse key. hot: this CPU's hot
+ * entries of the generation, only where own_percpu. */
 static __always_inline __u64 count_in(void *counts_map, void *coarse_map, __u32 quota_slot,
-				      struct ca_check_key *k, bool *is_new, const bool own_percpu)
+				      struct ca_check_key *k, bool *is_new, const bool own_percpu,
+				      struct ca_hot *hot)
 {
 	__u64 *val = bpf_map_lookup_elem(counts_map, k);
 	__u64 *quota = NULL;
@@ -276,7 +309,10 @@ static __always_inline __u64 count_in(void *counts_map, void *coarse_map, __u32 
 			return *val;
 		}
 		own_slot_inc(val);
-		return *val;
+		n = *val;
+		if (hot)
+			hot_take(hot, k, n);
+		return n;
 	}
 	if (nonroot_key_limit && !privileged_key(k)) {
 		quota = bpf_map_lookup_elem(&key_quota, &quota_slot);
@@ -298,15 +334,33 @@ static __always_inline void count_key(void *ctx, struct ca_origin_key *okey, con
 {
 	__u32 zero = 0;
 	__u64 *gen = bpf_map_lookup_elem(&epoch, &zero);
-	bool is_new;
+	__u32 odd = gen ? (*gen & 1) : 0;
+	struct ca_hot *hot = NULL;
+	bool is_new = false;
 	__u64 n;
 
-	if (gen && (*gen & 1))
+	/* Written only where the counts map's slots are (own_percpu), so
+	 * plain stores and adds, like those slots. */
+	if (own_percpu) {
+		hot = bpf_map_lookup_elem(&hot_keys, &odd);
+		if (hot && hot->used) {
+			struct ca_hot_entry *e = &hot->e[hot->cur & (CA_HOT_ENTRIES - 1)];
+
+			if (hot_match(&e->key, &okey->check)) {
+				own_slot_inc(&e->count);
+				n = e->base + e->count;
+				if (should_sample(n, false))
+					record_origin(ctx, okey, skip);
+				return;
+			}
+		}
+	}
+	if (odd)
 		n = count_in(&counts_b, &coarse_b, CA_QUOTA_NONROOT_GEN1, &okey->check, &is_new,
-			     own_percpu);
+			     own_percpu, hot);
 	else
 		n = count_in(&counts, &coarse, CA_QUOTA_NONROOT_GEN0, &okey->check, &is_new,
-			     own_percpu);
+			     own_percpu, hot);
 	if (n && should_sample(n, is_new))
 		record_origin(ctx, okey, skip);
 }

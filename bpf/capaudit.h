@@ -232,6 +232,31 @@ struct ca_check_event {
 	__u64 ustack[CA_MAX_STACK_DEPTH];
 };
 
+/*
+ * The hot keys of one CPU in one generation (the per-CPU array `hot_keys`, one
+ * element per generation parity): a key that made CA_HOT_AFTER checks on
+ * this CPU in the counts map is counted on in e[cur] instead, so its next
+ * checks are a 64-byte compare rather than a hash lookup. An entry is never
+ * given to another key (its count would have to move, which a reader could
+ * see twice or not at all): a newly hot key takes the next free entry, and
+ * the older ones keep their counts, read and emptied with the generation.
+ * A key's count is its counts-map value plus every entry holding it.
+ */
+#define CA_HOT_ENTRIES 8
+#define CA_HOT_AFTER 1024
+
+struct ca_hot_entry {
+	struct ca_check_key key;
+	__u64 base;            /* this CPU's counts-map value when taken */
+	__u64 count;           /* checks counted here since */
+};
+
+struct ca_hot {
+	__u32 used;            /* entries taken, 0..CA_HOT_ENTRIES */
+	__u32 cur;             /* the entry compared against */
+	struct ca_hot_entry e[CA_HOT_ENTRIES];
+};
+
 enum ca_track_state {
 	CA_TRACK_ARMED = 1,    /* profile: counted once it execs */
 	CA_TRACK_ON = 2,       /* counted, and its children too */
@@ -245,8 +270,9 @@ enum ca_track_state {
  * changes at all (the exec_events ring buffer is pinned too).
  * Revision 3: two generations of counts and coarse maps, cap_counts,
  * epoch, key_quota, exe_names.
+ * Revision 4: the hot entries (ca_hot) hold part of the counts.
  */
-#define CA_LAYOUT_REVISION 3
+#define CA_LAYOUT_REVISION 4
 #define CA_LAYOUT_VERSION \
 	((__u32)((CA_LAYOUT_REVISION << 16) | sizeof(struct ca_check_key)))
 

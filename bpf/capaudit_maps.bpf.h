@@ -54,6 +54,15 @@ struct {
 	__type(value, __u64);
 } cap_counts SEC(".maps");
 
+/* [gen & 1]: this CPU's hot keys of that generation (ca_hot); emptied by
+ * user space with the generation's maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct ca_hot);
+} hot_keys SEC(".maps");
+
 /* [0]: the generation counted into; written by user space only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

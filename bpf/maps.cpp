@@ -108,13 +108,71 @@ bool empty_map(int fd, std::string* err) {
   return true;
 }
 
+static_assert(sizeof(ca_hot) % 8 == 0, "per-CPU values are read at an 8-byte stride");
+
+// The counts the hot entries (ca_hot) hold, to be added to their keys'
+// counts-map values. Read before the counts maps: an entry's key was in its
+// generation's counts map before the entry was taken, and the entries below
+// `used` (read first, written last) are complete.
+class HotCounts {
+ public:
+  HotCounts(int fd, int ncpus) {
+    std::vector<ca_hot> vals(static_cast<size_t>(ncpus));
+    for (uint32_t gen = 0; gen < 2; gen++) {
+      if (bpf_map_lookup_elem(fd, &gen, vals.data()) != 0) continue;
+      for (const ca_hot& h : vals)
+        for (uint32_t i = 0; i < std::min<uint32_t>(h.used, CA_HOT_ENTRIES); i++)
+          if (h.e[i].count)
+            v_.push_back({key_hash('c', &h.e[i].key, sizeof h.e[i].key), static_cast<uint8_t>(gen), h.e[i].key,
+                          h.e[i].count});
+    }
+    std::sort(v_.begin(), v_.end(), [](const Entry& a, const Entry& b) { return a.h < b.h; });
+  }
+
+  // The count of key in generation gen's counts map, with its hot entries.
+  uint64_t with_hot(const ca_check_key& k, uint8_t gen, uint64_t n) {
+    if (v_.empty()) return n;
+    const uint64_t h = key_hash('c', &k, sizeof k);
+    auto it = std::lower_bound(v_.begin(), v_.end(), h, [](const Entry& e, uint64_t x) { return e.h < x; });
+    for (; it != v_.end() && it->h == h; ++it)
+      if (!it->added && it->gen == gen && std::memcmp(&it->key, &k, sizeof k) == 0) {
+        n += it->count;
+        it->added = true;
+      }
+    return n;
+  }
+
+  // Entries whose key the counts maps did not hold (none, by the order of
+  // writes above; kept so that no count could go unread).
+  template <typename Sink>
+  void rest(Sink&& sink) const {
+    for (const Entry& e : v_)
+      if (!e.added) sink(CheckCount{e.key, e.count, e.gen});
+  }
+
+ private:
+  struct Entry {
+    uint64_t h;
+    uint8_t gen;
+    ca_check_key key;
+    uint64_t count;
+    bool added = false;
+  };
+  std::vector<Entry> v_;
+};
+
 }  // namespace
 
 std::vector<CheckCount> Collector::read_counts() const {
   std::vector<CheckCount> out;
   const auto& m = impl_->skel->maps;
-  read_key_map(bpf_map__fd(m.counts), impl_->ncpus, 0, &out);
-  read_key_map(bpf_map__fd(m.counts_b), impl_->ncpus, 1, &out);
+  HotCounts hot(bpf_map__fd(m.hot_keys), impl_->ncpus);
+  for (auto [map, gen] : {std::pair{m.counts, uint8_t{0}}, std::pair{m.counts_b, uint8_t{1}}})
+    read_map<ca_check_key>(bpf_map__fd(map), static_cast<size_t>(impl_->ncpus),
+                           [&, gen = gen](const ca_check_key& k, uint64_t n) {
+                             out.push_back({k, hot.with_hot(k, gen, n), gen});
+                           });
+  hot.rest([&](const CheckCount& c) { out.push_back(c); });
   read_key_map(bpf_map__fd(m.coarse), impl_->ncpus, 0, &out);
   read_key_map(bpf_map__fd(m.coarse_b), impl_->ncpus, 1, &out);
   read_cap_slots(&out);
@@ -148,14 +206,21 @@ bool Collector::read_counts(size_t chunk, const std::function<bool(std::vector<C
     out.clear();
   };
   const auto& m = impl_->skel->maps;
+  HotCounts hot(bpf_map__fd(m.hot_keys), impl_->ncpus);
+  auto add = [&](const CheckCount& c) {
+    if (!ok) return;
+    out.push_back(c);
+    if (out.size() >= chunk) flush();
+  };
   const std::pair<bpf_map*, uint8_t> maps[] = {{m.counts, 0}, {m.counts_b, 1}, {m.coarse, 0}, {m.coarse_b, 1}};
-  for (auto [map, gen] : maps)
+  for (auto [map, gen] : maps) {
+    const bool exact = map == m.counts || map == m.counts_b;
     read_map<ca_check_key>(bpf_map__fd(map), static_cast<size_t>(impl_->ncpus),
                            [&, gen = gen](const ca_check_key& k, uint64_t n) {
-                             if (!ok) return;
-                             out.push_back({k, n, gen});
-                             if (out.size() >= chunk) flush();
+                             add({k, exact ? hot.with_hot(k, gen, n) : n, gen});
                            });
+    if (map == m.counts_b) hot.rest(add);
+  }
   if (!ok) return false;
   // The cap_counts slots (CA_CAP_SLOTS at most) come with the last chunk.
   std::vector<CheckCount> slots;
@@ -225,6 +290,13 @@ bool Collector::clear_generation(uint64_t gen, std::string* err) {
   if (!empty_map<ca_check_key>(bpf_map__fd(odd ? m.counts_b : m.counts), err) ||
       !empty_map<ca_check_key>(bpf_map__fd(odd ? m.coarse_b : m.coarse), err))
     return false;
+  // And its hot entries, on every CPU.
+  const uint32_t parity = odd ? 1 : 0;
+  std::vector<ca_hot> none(static_cast<size_t>(impl_->ncpus));
+  if (bpf_map_update_elem(bpf_map__fd(m.hot_keys), &parity, none.data(), BPF_ANY) != 0) {
+    *err = "emptying a retired generation's hot keys: " + errno_text(errno);
+    return false;
+  }
   // Its unprivileged keys are gone with it.
   uint32_t slot = odd ? CA_QUOTA_NONROOT_GEN1 : CA_QUOTA_NONROOT_GEN0;
   uint64_t zero = 0;

@@ -28,7 +28,7 @@ namespace capaudit {
 inline constexpr const char* kPinnedMaps[] = {
     "counts", "counts_b",  "coarse", "coarse_b", "cap_counts",  "epoch",    "key_quota",
     "origins", "stacks", "stats",  "tracked",  "meta",       "exec_events", "exe_names",
-    "inspections"};
+    "inspections", "hot_keys"};
 // The link of the exec program (tp_btf/sched_process_exec).
 inline constexpr const char* kExecLinkPin = "link_exec";
 // The final-verdict links, in final_verdict_programs() order.

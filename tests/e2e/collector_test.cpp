@@ -442,17 +442,21 @@ TEST(CollectorE2E, TraceStreamsOneEventPerCheck) {
 
 // What a kill -9 of the daemon leaves: the pinned link keeps counting into
 // the pinned maps, and the next start adopts them.
+// A pin directory of the test's own under /sys/fs/bpf, removed however the
+// test ends (an assertion may end it early): removing the pins detaches.
+struct PinDir {
+  explicit PinDir(const std::string& name) : path("/sys/fs/bpf/" + name + "_" + std::to_string(getpid())) {}
+  ~PinDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  const std::string path;
+};
+
 TEST(CollectorE2E, PinnedStateSurvivesTheCollector) {
   if (geteuid() != 0) SKIP_OR_FAIL("the collector tests need root (BPF)");
-  const std::string dir = "/sys/fs/bpf/capaudit_collector_test_" + std::to_string(getpid());
-  // Should an assertion end the test early: removing the pins detaches.
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  const PinDir pins("capaudit_collector_test");
+  const std::string& dir = pins.path;
   Workload w;
   CollectorOptions opts;
   opts.pin_dir = dir;
@@ -484,6 +488,53 @@ TEST(CollectorE2E, PinnedStateSurvivesTheCollector) {
     if (!detached) usleep(10000);
   }
   EXPECT_TRUE(detached) << "unpin() detaches";
+}
+
+// The daemon's read: in chunks (small here, so a chunk ends inside each map).
+uint64_t count_chunked(const Collector& c, const Workload& w, int cap) {
+  uint64_t n = 0;
+  EXPECT_TRUE(c.read_counts(7, [&](std::vector<CheckCount>& part) {
+    for (const auto& cc : part)
+      if (w.is(cc.key) && cc.key.cap == cap) n += cc.count;
+    return true;
+  }));
+  return n;
+}
+
+// Thousands of checks of one key: past CA_HOT_AFTER on a CPU the key is
+// counted in a hot entry (ca_hot) instead of the counts map. Every check
+// must still be read once, through both reads, a collector gone as if
+// killed, and a generation retired, emptied and counted into again.
+TEST(CollectorE2E, HotKeysCountExactlyAcrossGenerations) {
+  if (geteuid() != 0) SKIP_OR_FAIL("the collector tests need root (BPF)");
+  const PinDir pins("capaudit_hot_test");
+  Workload w;
+  CollectorOptions opts;
+  opts.pin_dir = pins.path;
+  std::string err;
+  {
+    START_OR_SKIP(c, opts);
+    ASSERT_EQ(c->epoch(), 0u);
+    ASSERT_EQ(run_to_end(fchown_argv(w, 5000)), 0);
+    EXPECT_EQ(count_for(*c, w, 0), 5000u);
+    EXPECT_EQ(count_chunked(*c, w, 0), 5000u);
+    ASSERT_TRUE(c->advance_epoch(&err)) << err;
+    ASSERT_EQ(run_to_end(fchown_argv(w, 5000)), 0);
+    EXPECT_EQ(count_for(*c, w, 0), 10000u) << "generation 0's final counts and generation 1's";
+  }  // gone without unpin(), as if killed
+  ASSERT_EQ(run_to_end(fchown_argv(w, 3000)), 0);
+
+  auto c = Collector::start(opts);
+  ASSERT_TRUE(c->adopted_pins());
+  EXPECT_EQ(count_for(*c, w, 0), 13000u);
+  EXPECT_EQ(count_chunked(*c, w, 0), 13000u);
+  ASSERT_TRUE(c->clear_generation(0, &err)) << err;
+  EXPECT_EQ(count_for(*c, w, 0), 8000u) << "generation 0 emptied, its hot entries with it";
+  ASSERT_TRUE(c->advance_epoch(&err)) << err;
+  ASSERT_EQ(run_to_end(fchown_argv(w, 4000)), 0);
+  EXPECT_EQ(count_for(*c, w, 0), 12000u) << "generation 2 counts from zero in generation 0's maps";
+  EXPECT_EQ(count_chunked(*c, w, 0), 12000u);
+  c->unpin();
 }
 
 }  // namespace
