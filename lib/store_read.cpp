@@ -124,28 +124,51 @@ std::map<std::string, uint64_t> Store::load_drain_state() {
   return out;
 }
 
+namespace {
+
+constexpr const char* kVerifiedSetColumns =
+    "SELECT id, path, sha256, caps, verification, runs, compare_output, created FROM verified_sets";
+
+VerifiedSetRow read_verified_set(const Query& q) {
+  VerifiedSetRow r;
+  r.id = q.i64(0);
+  r.path = q.text(1);
+  r.sha256 = q.text(2);
+  r.caps = q.text(3);
+  r.verification = q.text(4);
+  r.runs = q.i64(5);
+  r.compare_output = q.i32(6) != 0;
+  r.created = q.i64(7);
+  return r;
+}
+
+}  // namespace
+
 std::vector<VerifiedSetRow> Store::verified_sets(const std::string& path) {
   std::vector<VerifiedSetRow> out;
   if (schema_version() < 2) return out;
   // In the path index's order (checked), reversed: newest first.
-  Query q(*this,
-          "SELECT id, path, sha256, caps, verification, runs, compare_output, created FROM verified_sets "
-          "WHERE path = ?1 ORDER BY path, created, id",
+  Query q(*this, std::string(kVerifiedSetColumns) + " WHERE path = ?1 ORDER BY path, created, id",
           "read verified sets");
   q.bind(1, path);
-  while (q.next() && q.in_key_order({q.i64(7), q.i64(0)})) {
-    VerifiedSetRow r;
-    r.id = q.i64(0);
-    r.path = q.text(1);
-    r.sha256 = q.text(2);
-    r.caps = q.text(3);
-    r.verification = q.text(4);
-    r.runs = q.i64(5);
-    r.compare_output = q.i32(6) != 0;
-    r.created = q.i64(7);
-    out.push_back(std::move(r));
-  }
+  while (q.next() && q.in_key_order({q.i64(7), q.i64(0)})) out.push_back(read_verified_set(q));
   std::reverse(out.begin(), out.end());  // newest first
+  return out;
+}
+
+std::map<std::string, std::vector<VerifiedSetRow>> Store::all_verified_sets() {
+  std::map<std::string, std::vector<VerifiedSetRow>> out;
+  if (schema_version() < 2) return out;
+  // In rowid order (checked); each path's sets then ordered as verified_sets() gives them.
+  Query q(*this, kVerifiedSetColumns, "read verified sets");
+  while (q.next() && q.in_key_order(q.i64(0))) {
+    VerifiedSetRow r = read_verified_set(q);
+    out[r.path].push_back(std::move(r));
+  }
+  for (auto& [path, rows] : out)
+    std::sort(rows.begin(), rows.end(), [](const VerifiedSetRow& a, const VerifiedSetRow& b) {
+      return std::tie(a.created, a.id) > std::tie(b.created, b.id);
+    });
   return out;
 }
 

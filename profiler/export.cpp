@@ -60,14 +60,12 @@ std::vector<std::vector<Observation>> by_version(std::vector<Observation> obs) {
 // made for this very content; apply_stored_verifications checks the file
 // as it is now, which is right only for the version on disk today.
 void apply_verifications(Analysis& a, Store& store) {
+  const StoredVerifications verified(store);
   for (BinaryDecision& b : a.binaries) {
-    if (!b.row || !b.row->sha256 || store.verified_sets(b.path).empty()) continue;
+    if (!b.row || !b.row->sha256 || !verified.any(b.path)) continue;
     std::optional<FileIdentity> now = read_file_identity(b.path);
     if (!now || now->sha256 != *b.row->sha256) continue;
-    Analysis one;
-    one.binaries.push_back(std::move(b));
-    apply_stored_verifications(one, store);
-    b = std::move(one.binaries.front());
+    verified.apply(b);
   }
 }
 

@@ -404,31 +404,35 @@ std::optional<VerificationInfo> verification_from_row(const VerifiedSetRow& row,
   return v;
 }
 
-void apply_stored_verifications(Analysis& a, Store& store) {
-  for (BinaryDecision& b : a.binaries) {
-    if (b.path.empty()) continue;
-    std::vector<VerifiedSetRow> rows = store.verified_sets(b.path);
-    if (rows.empty()) continue;
-    std::string err;
-    std::optional<FileIdentity> now = read_file_identity(b.path, &err);
-    if (!now) {
-      b.warnings.push_back("a verified set exists, but the file cannot be read to check it is the one verified (" +
-                           err + "): the observed set is used");
-      continue;
-    }
-    auto row = std::find_if(rows.begin(), rows.end(), [&](const VerifiedSetRow& r) { return r.sha256 == now->sha256; });
-    if (row == rows.end()) {
-      b.warnings.push_back("verified sets exist only for other contents of this file (SHA-256 differs): the observed "
-                           "set is used; verify again with capaudit profile --minimize");
-      continue;
-    }
-    std::optional<VerificationInfo> v = verification_from_row(*row, &err);
-    if (!v) {
-      b.warnings.push_back("the verified set cannot be read (" + err + "): the observed set is used");
-      continue;
-    }
-    apply_verification(b, std::move(*v));
+void StoredVerifications::apply(BinaryDecision& b) const {
+  if (b.path.empty()) return;
+  auto found = by_path_.find(b.path);
+  if (found == by_path_.end()) return;
+  const std::vector<VerifiedSetRow>& rows = found->second;
+  std::string err;
+  std::optional<FileIdentity> now = read_file_identity(b.path, &err);
+  if (!now) {
+    b.warnings.push_back("a verified set exists, but the file cannot be read to check it is the one verified (" +
+                         err + "): the observed set is used");
+    return;
   }
+  auto row = std::find_if(rows.begin(), rows.end(), [&](const VerifiedSetRow& r) { return r.sha256 == now->sha256; });
+  if (row == rows.end()) {
+    b.warnings.push_back("verified sets exist only for other contents of this file (SHA-256 differs): the observed "
+                         "set is used; verify again with capaudit profile --minimize");
+    return;
+  }
+  std::optional<VerificationInfo> v = verification_from_row(*row, &err);
+  if (!v) {
+    b.warnings.push_back("the verified set cannot be read (" + err + "): the observed set is used");
+    return;
+  }
+  apply_verification(b, std::move(*v));
+}
+
+void apply_stored_verifications(Analysis& a, Store& store) {
+  StoredVerifications verified(store);
+  for (BinaryDecision& b : a.binaries) verified.apply(b);
 }
 
 RunResult rerun(const RerunOptions& o, const std::vector<int>& caps) {

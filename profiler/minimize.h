@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,18 @@ std::optional<VerificationInfo> verification_from_row(const VerifiedSetRow& row,
 // recommend: each binary whose file is, now, the one a verified set was
 // made for (SHA-256) gets the newest such set; otherwise a warning says why
 // the observation is used.
+class StoredVerifications {
+ public:
+  // Every set the store holds, read at once: when that read fails (the
+  // store's read_failed()), it fails before a command has written anything,
+  // so each binary can be written as soon as it is decided.
+  explicit StoredVerifications(Store& store) : by_path_(store.all_verified_sets()) {}
+  bool any(const std::string& path) const { return by_path_.contains(path); }
+  void apply(BinaryDecision& b) const;
+
+ private:
+  std::map<std::string, std::vector<VerifiedSetRow>> by_path_;
+};
 void apply_stored_verifications(Analysis& a, Store& store);
 
 // One re-run, not traced: fork, become `who` holding exactly `caps` as

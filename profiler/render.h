@@ -40,12 +40,10 @@ nlohmann::json binary_to_json(const BinaryDecision& b);  // one element of "bina
 void write_json(std::ostream& out, const Analysis& a);
 
 // write_json's text for binaries given one at a time, each written as soon
-// as it is decided (the caller may free it then). With `hold`, nothing
-// reaches `out` before finish(): for a command that may still fail after
-// its first binary, and must then have written nothing.
+// as it is decided (the caller may free it then).
 class JsonStream {
  public:
-  explicit JsonStream(std::ostream& out, bool hold = false);
+  explicit JsonStream(std::ostream& out);
   void add(const BinaryDecision& b);
   void finish();  // the closing brackets and newline: `out` has the whole text
 
@@ -53,7 +51,6 @@ class JsonStream {
 
  private:
   std::ostream& out_;
-  bool hold_;
   std::string text_;
   size_t count_ = 0;
 };

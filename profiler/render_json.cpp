@@ -384,14 +384,14 @@ json to_json(const Analysis& a) {
   return json::parse(text.str());
 }
 
-JsonStream::JsonStream(std::ostream& out, bool hold) : out_(out), hold_(hold) {}
+JsonStream::JsonStream(std::ostream& out) : out_(out) {}
 
 void JsonStream::add(const BinaryDecision& b) {
   if (count_ == 0) text_.append("{\n  \"binaries\": [");
   JsonWriter w(text_, 2, count_ == 0);
   write_binary(w, b);
   count_++;
-  if (!hold_ && text_.size() >= kFlushAt) {
+  if (text_.size() >= kFlushAt) {
     out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
     text_.clear();
   }

@@ -100,13 +100,18 @@ void decide_each(Loaded& l, const std::function<void(BinaryDecision&)>& each) {
   analyze_each(l.observations, Rules::builtin(), each);
 }
 
+// False, after saying why, when the database failed to give what was read.
+bool read_ok(const Store& store) {
+  if (!store.read_failed()) return true;
+  std::cerr << "capaudit: " << escape_for_display(store.damage_message()) << "\n";
+  return false;
+}
+
 // A set checked by re-running the program beats one inferred from checks.
 // False, after saying why, when the database failed to give them.
 bool apply_verified_sets(Analysis& a, Store& store) {
   apply_stored_verifications(a, store);
-  if (!store.read_failed()) return true;
-  std::cerr << "capaudit: " << escape_for_display(store.damage_message()) << "\n";
-  return false;
+  return read_ok(store);
 }
 
 }  // namespace
@@ -173,21 +178,17 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
-// `hold`: the output is written only once every binary is decided, so a
-// verified set the database fails to give leaves standard output empty
-// (--output has its temporary file for that).
-int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& loaded, bool hold) {
+int write_recommendation(std::ostream& out, const RecommendArgs& args, Loaded& loaded) {
   if (args.format == RecommendFormat::Json) {
-    JsonStream json(out, hold);
-    bool ok = true;
+    // Read whole before the first binary is written: a database that fails
+    // to give them leaves the output empty.
+    const StoredVerifications verified(*loaded.store);
+    if (!read_ok(*loaded.store)) return 1;
+    JsonStream json(out);
     decide_each(loaded, [&](BinaryDecision& b) {
-      if (!ok) return;
-      Analysis one;
-      one.binaries.push_back(std::move(b));
-      ok = apply_verified_sets(one, *loaded.store);
-      if (ok) json.add(one.binaries.front());
+      verified.apply(b);
+      json.add(b);
     });
-    if (!ok) return 1;
     json.finish();
     return out.flush() ? 0 : 1;
   }
@@ -268,13 +269,13 @@ int write_groups(std::ostream& out, const RecommendArgs& args, const GroupAnalys
 // Writes to --output atomically, or to standard output.
 template <class Write>
 int write_output(const RecommendArgs& args, Write write) {
-  if (!args.output) return write(std::cout, /*hold=*/true);
+  if (!args.output) return write(std::cout);
   AtomicOutput file(*args.output);
   if (!file.error().empty()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
     return 1;
   }
-  int status = write(file.stream(), /*hold=*/false);
+  int status = write(file.stream());
   if (status != 0) return status;
   if (!file.commit()) {
     std::cerr << "capaudit recommend: cannot write " << quote_for_display(*args.output) << ": " << file.error() << "\n";
@@ -291,16 +292,13 @@ int recommend_groups(const RecommendArgs& args, GroupBy by) {
   const UnitLookup units = systemd_unit_lookup();  // the units' User= as systemd has them now
   GroupAnalysis ga = analyze_groups(loaded->observations, loaded->cgroups, by, Rules::builtin(), only,
                                     by == GroupBy::Unit ? &units : nullptr);
-  if (loaded->store->read_failed()) {
-    std::cerr << "capaudit: " << escape_for_display(loaded->store->damage_message()) << "\n";
-    return 1;
-  }
+  if (!read_ok(*loaded->store)) return 1;
   if (only && ga.groups.empty()) {
     std::cerr << "capaudit: no checks recorded in " << (by == GroupBy::Unit ? "unit " : "container ")
               << quote_for_display(*only) << " in " << quote_for_display(args.db) << "\n";
     return 1;
   }
-  return write_output(args, [&](std::ostream& out, bool) { return write_groups(out, args, ga); });
+  return write_output(args, [&](std::ostream& out) { return write_groups(out, args, ga); });
 }
 
 int cmd_recommend(const RecommendArgs& args) {
@@ -315,7 +313,7 @@ int cmd_recommend(const RecommendArgs& args) {
   auto loaded = load(args.db, args.binary, &status, within(args.unit, args.container));
   if (!loaded) return status;
   return write_output(args,
-                      [&](std::ostream& out, bool hold) { return write_recommendation(out, args, *loaded, hold); });
+                      [&](std::ostream& out) { return write_recommendation(out, args, *loaded); });
 }
 
 }  // namespace capaudit
