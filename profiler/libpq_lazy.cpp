@@ -3,53 +3,16 @@
 // libraries it pulls (Kerberos, LDAP, GnuTLS, ...) cost every capaudit
 // command about 5 ms of loading and relocating before main, half of what
 // `report --binary` may take (issue 14), though only fleet_pg.cpp uses it.
-//
-// These are libpq's own entry points, the ones fleet_pg.{h,cpp} call, each
-// forwarding to the library opened on first use. Their definitions must
-// match libpq-fe.h's declarations (the compiler holds them to it); a
-// function fleet_pg starts to use needs its line here or the link fails.
-// Hidden (this file is compiled with -fvisibility=hidden), so the library's
-// own calls never bind to them.
-#include <dlfcn.h>
+// These are the entry points fleet_pg.{h,cpp} call (lib/lazy_library.h).
+#include "lazy_library.h"
+
 #include <libpq-fe.h>
 
-#include <cstdio>
-#include <cstdlib>
-
 namespace {
-
-constexpr const char* kLibpq = "libpq.so.5";
-
-// Without the library (the package depends on it) no fleet command can work:
-// as when the dynamic linker misses a library, the command stops here.
-[[noreturn]] void unavailable(const char* what) {
-  std::fprintf(stderr, "capaudit: cannot load the PostgreSQL client library %s: %s\n", kLibpq, what);
-  std::exit(1);
+capaudit::LazyLibrary libpq("libpq.so.5", "the PostgreSQL client library");
 }
 
-void* libpq() {
-  static void* handle = [] {
-    void* h = dlopen(kLibpq, RTLD_NOW | RTLD_LOCAL);
-    if (!h) unavailable(dlerror());
-    return h;
-  }();
-  return handle;
-}
-
-template <class F>
-F resolve(const char* name) {
-  void* p = dlsym(libpq(), name);
-  if (!p) unavailable(dlerror());
-  return reinterpret_cast<F>(p);
-}
-
-}  // namespace
-
-#define CAPAUDIT_LIBPQ(ret, name, params, args)                \
-  extern "C" ret name params {                                 \
-    static const auto real = resolve<ret(*) params>(#name);   \
-    return real args;                                          \
-  }
+#define CAPAUDIT_LIBPQ(ret, name, params, args) CAPAUDIT_LAZY(libpq, ret, name, params, args)
 
 CAPAUDIT_LIBPQ(PGconn*, PQconnectdb, (const char* conninfo), (conninfo))
 CAPAUDIT_LIBPQ(void, PQfinish, (PGconn * conn), (conn))
