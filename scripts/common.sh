@@ -13,7 +13,7 @@ TEST_PACKAGES=(googletest libgtest-dev sqlite3 libcap2-bin util-linux iputils-pi
   systemd systemd-container procps libclang-rt-14-dev postgresql-15
   qemu-system-x86 xz-utils zstd python3
   iproute2 libcap-ng-utils attr tar psmisc bpftool linux-perf auditd iputils-arping mtr-tiny
-  e2fsprogs libgstreamer1.0-0 podman runc)
+  e2fsprogs libgstreamer1.0-0 podman runc tcpdump)
 # What scripts/package needs on top of the runtime packages; the tests build
 # and install the package too.
 PACKAGE_PACKAGES=(debhelper dpkg-dev lintian)
