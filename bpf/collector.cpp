@@ -405,6 +405,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
   impl->old_audit = old_audit;
   impl->guard_sites = loaded->guard_sites;
   impl->adopted = loaded->adopted;
+  impl->maps_adopted = pins && pins->reuse;
   impl->exec_adopted = loaded->exec_adopted;
   int ncpus = libbpf_num_possible_cpus();
   impl->ncpus = ncpus > 0 ? ncpus : 1;
@@ -431,7 +432,8 @@ Collector::~Collector() = default;
 AttachMethod Collector::method() const { return impl_->method; }
 const std::vector<MethodAttempt>& Collector::passed_over() const { return impl_->passed_over; }
 bool Collector::old_audit_argument() const { return impl_->old_audit; }
-bool Collector::adopted_pins() const { return impl_->adopted; }
+bool Collector::adopted_maps() const { return impl_->maps_adopted; }
+bool Collector::adopted_link() const { return impl_->adopted; }
 
 void Collector::unpin() {
   // Closing the last reference to a link detaches it; the pin was one.

@@ -110,8 +110,14 @@ class Collector {
   // Whether the 4th argument of cap_capable is the old `int audit` (pre-5.1)
   // rather than `unsigned int opts`, as read from the kernel's BTF.
   bool old_audit_argument() const;
-  // True when pinned maps from an earlier run were adopted.
-  bool adopted_pins() const;
+  // True when an earlier run's pinned maps are in use: their counts include
+  // what that run already drained, so draining resumes from the store's
+  // drain state instead of from zero.
+  bool adopted_maps() const;
+  // True when the earlier run's pinned link (so its program) is in use too.
+  // False beside adopted maps when this build's program or its settings
+  // differ: the new program counts into the old maps.
+  bool adopted_link() const;
 
   // Epoll-able fd that becomes readable when exec or check events wait;
   // -1 when there is no event source (kernel without tp_btf exec events and

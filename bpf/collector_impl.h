@@ -37,7 +37,8 @@ struct Collector::Impl {
   std::vector<MethodAttempt> passed_over;
   bool old_audit = false;
   bool guard_sites = false;  // loaded with inline-site programs (config_hash)
-  bool adopted = false;
+  bool adopted = false;       // the pinned cap_capable link (and its program)
+  bool maps_adopted = false;  // the pinned maps, with or without their link
   bool exec_adopted = false;
   bool pinned = false;
   int ncpus = 1;

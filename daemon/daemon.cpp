@@ -146,10 +146,13 @@ void Daemon::start() {
                          tracepoint ? " (no audit flag: audit vs non-audit comes from the stack origin)" : ""),
              {{"CAPAUDIT_ATTACH_METHOD", std::string(method_name(collector_->method()))},
               {"CAPAUDIT_AUDIT_FLAG", tracepoint ? "unknown" : "known"},
-              {"CAPAUDIT_ADOPTED_PINS", collector_->adopted_pins() ? "1" : "0"}});
-  if (collector_->adopted_pins())
-    spdlog::info("adopted pinned maps under '{}': counts made while the daemon was down are drained now",
-                 config_.pin_dir);
+              {"CAPAUDIT_ADOPTED_PINS", collector_->adopted_maps() ? "1" : "0"},
+              {"CAPAUDIT_ADOPTED_LINK", collector_->adopted_link() ? "1" : "0"}});
+  if (collector_->adopted_maps())
+    spdlog::info("adopted pinned maps under '{}'{}: counts made while the daemon was down are drained now",
+                 config_.pin_dir,
+                 collector_->adopted_link() ? "" : " (with this build's program and settings attached in place "
+                                                   "of the pinned one)");
   collector_->on_exec([this](const ca_exec_event& ev) {
     paths_->learn_exec(ev);
     // A container's entrypoint execs once its runtime's state files are
@@ -163,7 +166,7 @@ void Daemon::start() {
   if (store_) attach_store();
 
   if (!setup_fds()) throw StartupError(std::string("event loop setup failed: ") + std::strerror(errno));
-  if (collector_->adopted_pins()) {
+  if (collector_->adopted_maps()) {
     // Execs queued while the daemon was down name their binaries first.
     collector_->poll_events(0);
     drain_now("adopted pins");
@@ -296,7 +299,7 @@ void Daemon::attach_store() {
   drainer_->set_cgroups(&cgroups_);
   // Fresh maps start from zero whenever the store opens; adopted ones carry
   // what the store already holds.
-  drainer_->resume(collector_->adopted_pins());
+  drainer_->resume(collector_->adopted_maps());
   record_method();
   if (pending_failures_ > 0) spdlog::info("database '{}' opened", config_.database);
 }

@@ -462,14 +462,15 @@ TEST(CollectorE2E, PinnedStateSurvivesTheCollector) {
   opts.pin_dir = dir;
   {
     START_OR_SKIP(c, opts);
-    EXPECT_FALSE(c->adopted_pins());
+    EXPECT_FALSE(c->adopted_maps());
     ASSERT_EQ(run_to_end(fchown_argv(w, 100)), 0);
     EXPECT_EQ(count_for(*c, w, 0), 100u);
   }  // gone without unpin(), as if killed
   ASSERT_EQ(run_to_end(fchown_argv(w, 200)), 0);
 
   auto c = Collector::start(opts);
-  EXPECT_TRUE(c->adopted_pins());
+  EXPECT_TRUE(c->adopted_maps());
+  EXPECT_TRUE(c->adopted_link()) << "same build, same settings: the pinned program is kept";
   EXPECT_EQ(count_for(*c, w, 0), 300u) << "checks made while no collector ran were counted";
   ASSERT_EQ(run_to_end(fchown_argv(w, 50)), 0);
   EXPECT_EQ(count_for(*c, w, 0), 350u) << "the adopted link counts once, not twice";
@@ -525,7 +526,7 @@ TEST(CollectorE2E, HotKeysCountExactlyAcrossGenerations) {
   ASSERT_EQ(run_to_end(fchown_argv(w, 3000)), 0);
 
   auto c = Collector::start(opts);
-  ASSERT_TRUE(c->adopted_pins());
+  ASSERT_TRUE(c->adopted_maps());
   EXPECT_EQ(count_for(*c, w, 0), 13000u);
   EXPECT_EQ(count_chunked(*c, w, 0), 13000u);
   ASSERT_TRUE(c->clear_generation(0, &err)) << err;
