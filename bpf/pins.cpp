@@ -169,6 +169,28 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan) {
   return 0;
 }
 
+namespace {
+
+// FNV-1a over the embedded BPF object, a word at a time: computed once.
+uint64_t program_revision() {
+  static const uint64_t rev = [] {
+    size_t n = 0;
+    const auto* p = static_cast<const unsigned char*>(capaudit_bpf__elf_bytes(&n));
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }();
+  return rev;
+}
+
+}  // namespace
+
 uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, bool guard_sites,
                      bool final_verdict) {
   uint64_t h = 1469598103934665603ull;
@@ -191,6 +213,7 @@ uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit, 
   // Pins of layout revision 1 are never adopted, so older hashes need not
   // match. The limit itself follows the size of the (pinned) map.
   mix(o.reserve_for_root);
+  mix(program_revision());
   return h;
 }
 

@@ -72,7 +72,8 @@ int reuse_pinned_maps(capaudit_bpf* s, const PinPlan& plan);
 // guard_sites: the program marks the inline-site guard (configure.h); mixed
 // in only when set, so hashes made before it existed still match.
 // final_verdict: loaded with the security_capable programs; likewise mixed
-// in only when set.
+// in only when set. The object's own bytes are mixed in too: another build's
+// program (an upgrade that kept the map layout) is replaced, not run on.
 uint64_t config_hash(const CollectorOptions& o, AttachMethod m, bool old_audit,
                      bool guard_sites = false, bool final_verdict = false);
 
