@@ -51,7 +51,8 @@ class JsonStream {
 
  private:
   std::ostream& out_;
-  std::string text_;
+  std::string text_;  // text_[0, used_) is what is not yet written to out_
+  size_t used_ = 0;
   size_t count_ = 0;
 };
 

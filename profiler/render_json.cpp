@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -29,20 +31,32 @@ using nlohmann::json;
 // text to the parsed document's dump, so a key out of place fails it).
 class JsonWriter {
  public:
-  explicit JsonWriter(std::string& out) : out_(out) {}
-  // Resumes inside a container `depth` deep that holds elements already
-  // unless `empty`.
-  JsonWriter(std::string& out, size_t depth, bool empty) : out_(out), depth_(depth), empty_(empty) {}
+  // Appends to out; when the writer ends, out holds exactly what it wrote.
+  explicit JsonWriter(std::string& out) : out_(out), own_pos_(out.size()), pos_(own_pos_), trim_(true) {}
+  // Writes at out[pos] on, advancing pos, inside a container `depth` deep
+  // that holds elements already unless `empty`. out past pos is room made
+  // ahead (see room()), kept for the next writer: the caller uses out[0, pos).
+  JsonWriter(std::string& out, size_t& pos, size_t depth, bool empty)
+      : out_(out), pos_(pos), depth_(depth), empty_(empty) {}
+  ~JsonWriter() {
+    if (trim_) out_.resize(pos_);
+  }
+  JsonWriter(const JsonWriter&) = delete;
+  JsonWriter& operator=(const JsonWriter&) = delete;
 
   void begin_object() { open('{'); }
   void end_object() { close('}'); }
   void begin_array() { open('['); }
   void end_array() { close(']'); }
 
+  // Keys are this file's literals: plain ASCII, written without a look.
   void key(std::string_view k) {
     element();
-    string(k);
-    out_.append(": ");
+    char* p = room(k.size() + 4);
+    *p++ = '"';
+    std::memcpy(p, k.data(), k.size());
+    std::memcpy(p + k.size(), "\": ", 3);
+    pos_ += k.size() + 4;
     after_key_ = true;
   }
 
@@ -77,12 +91,13 @@ class JsonWriter {
   void value(const json& j) {
     element();
     const std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
-    size_t from = 0;
-    for (size_t nl = text.find('\n'); nl != std::string::npos; from = nl + 1, nl = text.find('\n', from)) {
-      out_.append(text, from, nl + 1 - from);
-      out_.append(2 * depth_, ' ');
+    std::string_view rest = text;
+    for (size_t nl = rest.find('\n'); nl != std::string_view::npos; nl = rest.find('\n')) {
+      put(rest.substr(0, nl + 1));
+      indent();
+      rest.remove_prefix(nl + 1);
     }
-    out_.append(text, from, std::string::npos);
+    put(rest);
   }
 
   template <class T>
@@ -91,13 +106,11 @@ class JsonWriter {
     value(v);
   }
 
-  // A capability's name, from a table: the same few dozen are written
-  // hundreds of thousands of times.
+  // A capability's name, from a table of quoted names: the same few dozen
+  // are written hundreds of thousands of times.
   void cap(int c) {
-    if (c >= 0 && c < static_cast<int>(kCapNames))
-      value(std::string_view(cap_names_table()[static_cast<size_t>(c)]));
-    else
-      value(cap_name(c));
+    if (c >= 0 && c < static_cast<int>(kCapNames)) scalar(quoted_cap_names()[static_cast<size_t>(c)]);
+    else value(cap_name(c));
   }
 
   // A bit set as cap_set_names() lists it (by name), without building the
@@ -115,20 +128,70 @@ class JsonWriter {
     static const std::array<int, kCapNames> order = [] {
       std::array<int, kCapNames> o;
       for (size_t i = 0; i < kCapNames; i++) o[i] = static_cast<int>(i);
-      const auto& names = cap_names_table();
+      std::array<std::string, kCapNames> names;
+      for (size_t i = 0; i < kCapNames; i++) names[i] = cap_name(static_cast<int>(i));
       std::sort(o.begin(), o.end(),
                 [&](int a, int b) { return names[static_cast<size_t>(a)] < names[static_cast<size_t>(b)]; });
       return o;
     }();
     return order;
   }
-  static const std::array<std::string, kCapNames>& cap_names_table() {
+  // As string() writes them (a name this build knows is plain ASCII; one
+  // that is not goes through string() once, here).
+  static const std::array<std::string, kCapNames>& quoted_cap_names() {
     static const std::array<std::string, kCapNames> names = [] {
       std::array<std::string, kCapNames> n;
-      for (size_t i = 0; i < kCapNames; i++) n[i] = cap_name(static_cast<int>(i));
+      for (size_t i = 0; i < kCapNames; i++) {
+        JsonWriter w(n[i]);
+        w.value(cap_name(static_cast<int>(i)));
+      }
       return n;
     }();
     return names;
+  }
+
+  // Room for n more bytes at pos_: out_ grows ahead of what is written, so
+  // the many small writes below are a copy, not a call.
+  char* room(size_t n) {
+    if (pos_ + n > out_.size()) out_.resize(std::max(2 * out_.size(), pos_ + n + 4096));
+    return out_.data() + pos_;
+  }
+  void put(std::string_view s) {
+    std::memcpy(room(s.size()), s.data(), s.size());
+    pos_ += s.size();
+  }
+  void put(char c) {
+    *room(1) = c;
+    pos_++;
+  }
+  // The newline and indent before an element: ",\n" and spaces, one copy.
+  void separator(bool comma) {
+    static constexpr size_t kMax = 2 + 2 * 32;
+    static constexpr std::array<char, kMax> kSep = [] {
+      std::array<char, kMax> t{};
+      t[0] = ',';
+      t[1] = '\n';
+      for (size_t i = 2; i < kMax; i++) t[i] = ' ';
+      return t;
+    }();
+    const size_t spaces = 2 * depth_;
+    if (spaces + 2 > kMax) {  // deeper than anything written here: the long way
+      put(comma ? std::string_view(",\n") : std::string_view("\n"));
+      out_.resize(pos_);
+      out_.append(spaces, ' ');
+      pos_ = out_.size();
+      return;
+    }
+    // Copied whole, a fixed size (a variable one compiles to a slow rep
+    // movs here); only what this depth needs is kept.
+    const size_t skip = comma ? 0 : 1;
+    std::memcpy(room(kMax - 1), kSep.data() + skip, kMax - 1);
+    pos_ += 2 - skip + spaces;
+  }
+  void indent() {
+    out_.resize(pos_);
+    out_.append(2 * depth_, ' ');
+    pos_ = out_.size();
   }
 
   // Before an array element or an object's key: the separator and indent.
@@ -138,49 +201,63 @@ class JsonWriter {
       return;
     }
     if (depth_ == 0) return;
-    out_.append(empty_ ? "\n" : ",\n");
+    separator(!empty_);
     empty_ = false;
-    out_.append(2 * depth_, ' ');
   }
   void scalar(std::string_view text) {
     element();
-    out_.append(text);
+    put(text);
   }
   void open(char c) {
     element();
-    out_.push_back(c);
+    put(c);
     depth_++;
     empty_ = true;
   }
   void close(char c) {
     depth_--;
-    if (!empty_) {
-      out_.push_back('\n');
-      out_.append(2 * depth_, ' ');
-    }
-    out_.push_back(c);
+    if (!empty_) separator(false);
+    put(c);
     empty_ = false;  // the enclosing container holds this one
+  }
+  // True when s is all printable ASCII but '"' and '\\', eight bytes at a
+  // time: most of the text is paths, origins and reasons like that.
+  static bool plain(std::string_view s) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      // Below 0x20, DEL, not ASCII, '"', '\\'.
+      if (((w - kOnes * 0x20) & ~w & kHighs) | (w & kHighs) | has_zero(w ^ (kOnes * 0x7f)) |
+          has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\')))
+        return false;
+    }
+    for (; i < s.size(); i++) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+    }
+    return true;
   }
   // Plain printable ASCII is written as it is; anything else (escapes,
   // UTF-8, invalid bytes to replace) the way nlohmann writes it.
   void string(std::string_view s) {
-    static constexpr std::array<bool, 256> kPlain = [] {
-      std::array<bool, 256> t{};
-      for (int c = 0x20; c < 0x7f; c++) t[static_cast<size_t>(c)] = c != '"' && c != '\\';
-      return t;
-    }();
-    bool plain = true;
-    for (char ch : s) plain &= kPlain[static_cast<unsigned char>(ch)];
-    if (plain) {
-      out_.push_back('"');
-      out_.append(s);
-      out_.push_back('"');
+    if (plain(s)) {
+      char* p = room(s.size() + 2);
+      p[0] = '"';
+      std::memcpy(p + 1, s.data(), s.size());
+      p[s.size() + 1] = '"';
+      pos_ += s.size() + 2;
       return;
     }
-    out_.append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+    put(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
   }
 
   std::string& out_;
+  size_t own_pos_ = 0;
+  size_t& pos_;  // the end of what was written; out_ may be longer
+  bool trim_ = false;
   size_t depth_ = 0;
   bool empty_ = true;       // the innermost open container has no element yet
   bool after_key_ = false;  // a key was written: its value follows on the same line
@@ -373,8 +450,10 @@ json verification_to_json(const VerificationInfo& v) { return json(v); }
 
 json binary_to_json(const BinaryDecision& b) {
   std::string text;
-  JsonWriter w(text);
-  write_binary(w, b);
+  {
+    JsonWriter w(text);
+    write_binary(w, b);
+  }
   return json::parse(text);
 }
 
@@ -387,21 +466,29 @@ json to_json(const Analysis& a) {
 JsonStream::JsonStream(std::ostream& out) : out_(out) {}
 
 void JsonStream::add(const BinaryDecision& b) {
-  if (count_ == 0) text_.append("{\n  \"binaries\": [");
-  JsonWriter w(text_, 2, count_ == 0);
-  write_binary(w, b);
+  if (count_ == 0) {
+    text_.resize(used_);
+    text_.append("{\n  \"binaries\": [");
+    used_ = text_.size();
+  }
+  {
+    JsonWriter w(text_, used_, 2, count_ == 0);
+    write_binary(w, b);
+  }
   count_++;
-  if (text_.size() >= kFlushAt) {
-    out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
-    text_.clear();
+  if (used_ >= kFlushAt) {
+    out_.write(text_.data(), static_cast<std::streamsize>(used_));
+    used_ = 0;
   }
 }
 
 void JsonStream::finish() {
+  text_.resize(used_);
   text_.append(count_ == 0 ? "{\n  \"binaries\": []\n}\n" : "\n  ]\n}\n");
   out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
   text_.clear();
   text_.shrink_to_fit();
+  used_ = 0;
   count_ = 0;
 }
 
