@@ -1,11 +1,16 @@
 /* Self-inspection: a program asking the kernel what it holds (capget,
  * prctl capability queries) or asking to keep what it holds (capset).
  * Counted per executable in the inspections map; docs/rules.md says what
- * each kind means. Two ways in, one body: the syscalls:sys_enter_* tracepoints
- * (tracefs needed to attach), and, where tracefs is not mounted (inside
- * `ip netns exec`, which remounts /sys), tp_btf/sys_enter, loaded only to
- * follow tracked tasks (capaudit profile): it runs on every syscall of the
- * machine, so it returns after one compare for every other call. */
+ * each kind means. Three ways in, one body, best first:
+ * - fentry on the three syscalls' functions, where trampolines work (the
+ *   fexit method's kernels): only these calls pay;
+ * - the syscalls:sys_enter_* tracepoints (tracefs needed to attach): any
+ *   syscall tracepoint sets TIF_SYSCALL_TRACEPOINT on every task, so every
+ *   syscall of the machine takes the slow entry path (getppid 68 -> 76 ns);
+ * - where tracefs is not mounted either (inside `ip netns exec`, which
+ *   remounts /sys), tp_btf/sys_enter, loaded only to follow tracked tasks
+ *   (capaudit profile): it runs on every syscall of the machine, so it
+ *   returns after one compare for every other call. */
 #pragma once
 
 #define CA_PR_CAPBSET_READ 23
@@ -17,10 +22,13 @@
 #define CA_NR_capget 125
 #define CA_NR_capset 126
 #define CA_NR_prctl 157
+/* The syscall wrappers (ARCH_HAS_SYSCALL_WRAPPER), taking the user's pt_regs. */
+#define CA_SYSCALL_FENTRY(name) "fentry/__x64_sys_" #name
 #elif defined(__TARGET_ARCH_arm64)
 #define CA_NR_capget 90
 #define CA_NR_capset 91
 #define CA_NR_prctl 167
+#define CA_SYSCALL_FENTRY(name) "fentry/__arm64_sys_" #name
 #endif
 
 static __always_inline bool inspect_wanted(__u32 tgid)
@@ -195,14 +203,13 @@ int ca_tp_prctl(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* The same without tracefs (see the top of this file). */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(ca_btf_sys_enter, struct pt_regs *regs, long id)
+/* A call of one of the three syscalls, from the user's registers: what
+ * tp_btf/sys_enter and the fentry programs share (a constant id leaves only
+ * its own branch). Under another ABI the number meant another call. */
+static __always_inline void inspect_syscall(long id, struct pt_regs *regs)
 {
-	if (id != CA_NR_capget && id != CA_NR_capset && id != CA_NR_prctl)
-		return 0;
 	if (compat_syscall((struct task_struct *)bpf_get_current_task()))
-		return 0;
+		return;
 	if (id == CA_NR_capget)
 		inspect_capget(PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs));
 	else if (id == CA_NR_capset)
@@ -210,5 +217,28 @@ int BPF_PROG(ca_btf_sys_enter, struct pt_regs *regs, long id)
 	else
 		inspect_prctl(PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
 			      PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+/* The same without tracefs (see the top of this file). */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ca_btf_sys_enter, struct pt_regs *regs, long id)
+{
+	if (id == CA_NR_capget || id == CA_NR_capset || id == CA_NR_prctl)
+		inspect_syscall(id, regs);
 	return 0;
 }
+
+/* The same on the syscalls' own functions, which take the user's pt_regs
+ * (see the top of this file): ca_fentry_capget, _capset, _prctl. ia32 calls
+ * enter through __ia32_sys_*, never these; inspect_syscall's compat test
+ * stays, so every way in counts the same calls. */
+#define CA_INSPECT_FENTRY(name)                                  \
+	SEC(CA_SYSCALL_FENTRY(name))                             \
+	int BPF_PROG(ca_fentry_##name, struct pt_regs *regs)     \
+	{                                                        \
+		inspect_syscall(CA_NR_##name, regs);             \
+		return 0;                                        \
+	}
+CA_INSPECT_FENTRY(capget)
+CA_INSPECT_FENTRY(capset)
+CA_INSPECT_FENTRY(prctl)

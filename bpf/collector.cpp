@@ -78,6 +78,7 @@ struct Loaded {
   std::vector<LinkPtr> cgroup_links;
   bool cgroup_names = false;              // tp_btf/cgroup_mkdir loaded
   bool inspect_fallback = false;          // tp_btf/sys_enter loaded (self-inspection without tracefs)
+  bool inspect_fentry = false;            // fentry on the syscalls loaded (self-inspection, tried first)
   bool tasks_loaded = false;  // the task programs loaded (they may still fail to attach)
   bool exec_events = false;
   bool adopted = false;
@@ -89,12 +90,22 @@ struct Attempt {
   std::string error;  // why the method was refused, naming its programs
 };
 
-// Loads the method, with the final-verdict, inline-site and task programs
-// when sel asks for them. final_failure, site_failure and task_failure say
-// why those were left out.
+// Loads the method, with the self-inspection fentry, final-verdict,
+// inline-site and task programs when sel asks for them. inspect_failure,
+// final_failure, site_failure and task_failure say why those were left out.
 Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPlan* pins,
-                    std::string* final_failure, std::string* site_failure, std::string* task_failure) {
+                    std::string* inspect_failure, std::string* final_failure, std::string* site_failure,
+                    std::string* task_failure) {
   Load l = open_configure_load(o, sel, pins);
+  if (l.failure.empty() && l.load_err && sel.inspect_fentry && sel.task_programs) {
+    // First to go: without them the syscall tracepoints count the same, at
+    // a cost to every syscall.
+    *inspect_failure = fmt::format("{} failed to load: {}",
+                                   section_names(inspect_fentry_programs(l.skel.get(), sel)),
+                                   errno_text(l.load_err));
+    sel.inspect_fentry = false;
+    l = open_configure_load(o, sel, pins);
+  }
   if (l.failure.empty() && l.load_err && sel.final_verdict) {
     // commoncap's answer is still counted without it.
     const std::string progs = section_names(final_verdict_programs(l.skel.get()));
@@ -160,23 +171,58 @@ Attempt load_method(const CollectorOptions& o, ProgramSelection sel, const PinPl
   out->final_loaded = sel.final_verdict;
   out->cgroup_names = sel.cgroup_names;
   out->inspect_fallback = sel.inspect_fallback && sel.task_programs;
+  out->inspect_fentry = sel.inspect_fentry && sel.task_programs;
   return {std::move(out), {}};
 }
 
-// The syscall tracepoints, else (no tracefs: `ip netns exec` remounts
-// /sys) the tp_btf/sys_enter program when it was loaded: it needs no tracefs.
-void attach_inspection(capaudit_bpf* s, const ProgramSelection& sel, std::vector<LinkPtr>* links) {
-  std::string failure;
-  for (bpf_program* p : inspect_programs(s, sel)) {
+// Why self-inspection cannot be counted by fentry on the syscalls here,
+// known without trying; nullopt if it may be. fentry needs trampolines,
+// which the fexit method's load proves.
+std::optional<std::string> inspect_fentry_unavailable(AttachMethod m) {
+  if (m != AttachMethod::Fexit)
+    return fmt::format("fentry on the syscalls is tried with the fexit method only, not {}", method_name(m));
+  for (const char* fn : kInspectSyscallFunctions)
+    if (!KernelFeatures::get().has_btf_func(fn)) return fmt::format("{} is not a function in kernel BTF", fn);
+  return std::nullopt;
+}
+
+// Attaches all of progs or none; false, with failure set, when one failed.
+bool attach_all(const std::vector<bpf_program*>& progs, std::vector<LinkPtr>* links, std::string* failure) {
+  for (bpf_program* p : progs) {
     LinkPtr l(bpf_program__attach(p));
     if (!l) {
-      failure = fmt::format("{} failed to attach: {}", bpf_program__section_name(p), errno_text(errno));
+      *failure = fmt::format("{} failed to attach: {}", bpf_program__section_name(p), errno_text(errno));
       links->clear();
-      break;
+      return false;
     }
     links->push_back(std::move(l));
   }
-  if (failure.empty()) return;
+  return true;
+}
+
+// Best first, one line saying which: fentry on the syscalls when loaded
+// (only they pay); the syscall tracepoints (every syscall of the machine
+// takes the slow path); else (no tracefs: `ip netns exec` remounts /sys)
+// the tp_btf/sys_enter program when it was loaded: it needs no tracefs.
+// fentry_failure: why the fentry programs were not loaded.
+void attach_inspection(capaudit_bpf* s, const ProgramSelection& sel, std::string fentry_failure,
+                       std::vector<LinkPtr>* links) {
+  const auto tracepoints = inspect_programs(s, sel);
+  if (tracepoints.empty()) return;  // nor anything else: loaded with the task programs
+  std::string failure = std::move(fentry_failure);
+  if (const auto fentry = inspect_fentry_programs(s, sel); !fentry.empty()) {
+    if (attach_all(fentry, links, &failure)) {
+      spdlog::info("collector: self-inspection counted by {} (only these syscalls pay)", section_names(fentry));
+      return;
+    }
+  }
+  std::string tp_failure;
+  if (attach_all(tracepoints, links, &tp_failure)) {
+    spdlog::info("collector: self-inspection counted by {}, which slow every syscall ({})",
+                 section_names(tracepoints), failure);
+    return;
+  }
+  failure += "; " + tp_failure;
   for (bpf_program* p : inspect_fallback_programs(s, sel)) {
     LinkPtr l(bpf_program__attach(p));
     if (l) {
@@ -191,10 +237,11 @@ void attach_inspection(capaudit_bpf* s, const ProgramSelection& sel, std::vector
 
 Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const PinPlan* pins) {
   QuietLibbpf quiet;
-  std::string final_failure, site_failure, task_failure;
-  Attempt a = load_method(o, sel, pins, &final_failure, &site_failure, &task_failure);
+  std::string inspect_failure, final_failure, site_failure, task_failure;
+  Attempt a = load_method(o, sel, pins, &inspect_failure, &final_failure, &site_failure, &task_failure);
   if (!a.loaded) return a;
   Loaded& out = *a.loaded;
+  if (!sel.inspect_fentry) inspect_failure = inspect_fentry_unavailable(sel.method).value_or("not asked for");
   capaudit_bpf* s = out.skel.get();
   const bool tasks = out.tasks_loaded;
   if (!site_failure.empty())
@@ -290,7 +337,8 @@ Attempt try_method(const CollectorOptions& o, const ProgramSelection& sel, const
   ProgramSelection inspect_sel = sel;
   inspect_sel.task_programs = tasks;
   inspect_sel.inspect_fallback = out.inspect_fallback;
-  attach_inspection(s, inspect_sel, &out.inspect_links);
+  inspect_sel.inspect_fentry = out.inspect_fentry;
+  attach_inspection(s, inspect_sel, std::move(inspect_failure), &out.inspect_links);
   for (bpf_program* p : out.cgroup_names ? cgroup_programs(s, sel) : std::vector<bpf_program*>{}) {
     LinkPtr l(bpf_program__attach(p));
     if (!l) {
@@ -368,7 +416,7 @@ std::unique_ptr<Collector> Collector::start(const CollectorOptions& opts) {
     const bool final_verdict = m == AttachMethod::Fexit && features.has_btf_func("security_capable");
     Attempt a = try_method(opts, ProgramSelection{m, old_audit, tasks, inline_sites_for(m), final_verdict,
                                                    opts.cgroup_events && features.has_btf_func("cgroup_mkdir"),
-                                                   opts.follow_tracked},
+                                                   opts.follow_tracked, !inspect_fentry_unavailable(m)},
                            pins ? &*pins : nullptr);
     if (a.loaded) {
       loaded = std::move(a.loaded);

@@ -86,6 +86,11 @@ std::vector<bpf_program*> inspect_fallback_programs(capaudit_bpf* s, const Progr
   return {s->progs.ca_btf_sys_enter};
 }
 
+std::vector<bpf_program*> inspect_fentry_programs(capaudit_bpf* s, const ProgramSelection& sel) {
+  if (!sel.task_programs || !sel.inspect_fentry) return {};
+  return {s->progs.ca_fentry_capget, s->progs.ca_fentry_capset, s->progs.ca_fentry_prctl};
+}
+
 std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel) {
   if (!sel.cgroup_names) return {};
   return {s->progs.ca_tp_cgroup_mkdir};
@@ -121,6 +126,8 @@ int configure_before_load(capaudit_bpf* s, const CollectorOptions& o, const Prog
   for (bpf_program* p : {s->progs.ca_tp_capget, s->progs.ca_tp_capset, s->progs.ca_tp_prctl})
     bpf_program__set_autoload(p, !wanted_inspect.empty());
   bpf_program__set_autoload(s->progs.ca_btf_sys_enter, !inspect_fallback_programs(s, sel).empty());
+  for (bpf_program* p : {s->progs.ca_fentry_capget, s->progs.ca_fentry_capset, s->progs.ca_fentry_prctl})
+    bpf_program__set_autoload(p, !inspect_fentry_programs(s, sel).empty());
 
   bpf_program__set_autoload(s->progs.ca_tp_cgroup_mkdir, sel.cgroup_names);
 

@@ -36,7 +36,22 @@ struct ProgramSelection {
   // cannot attach (no tracefs): following tracked tasks only, since it runs
   // on every syscall (capaudit_inspect.bpf.h).
   bool inspect_fallback = false;
+  // fentry on the syscall functions (kInspectSyscallFunctions) for
+  // self-inspection instead of the syscall tracepoints, which slow every
+  // syscall of the machine; fexit only, when kernel BTF has all three. The
+  // tracepoints stay loaded for when these do not attach.
+  bool inspect_fentry = false;
 };
+
+// The functions self-inspection's fentry programs attach to: the syscall
+// wrappers, which take the user's pt_regs (capaudit_inspect.bpf.h).
+#if defined(__x86_64__)
+#define CAPAUDIT_SYSCALL_PREFIX "__x64_sys_"
+#elif defined(__aarch64__)
+#define CAPAUDIT_SYSCALL_PREFIX "__arm64_sys_"
+#endif
+inline constexpr const char* kInspectSyscallFunctions[] = {
+    CAPAUDIT_SYSCALL_PREFIX "capget", CAPAUDIT_SYSCALL_PREFIX "capset", CAPAUDIT_SYSCALL_PREFIX "prctl"};
 
 // Functions that make a capability decision with cap_capable() inlined in
 // the kernels capaudit supports, each covered by one fexit program.
@@ -61,6 +76,9 @@ std::vector<bpf_program*> task_programs(capaudit_bpf* s, const CollectorOptions&
 std::vector<bpf_program*> inspect_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // The program that does their work without tracefs, when the selection loads it; else none.
 std::vector<bpf_program*> inspect_fallback_programs(capaudit_bpf* s, const ProgramSelection& sel);
+// The fentry programs that do it paid by those syscalls only, when the
+// selection loads them (tried first); else none.
+std::vector<bpf_program*> inspect_fentry_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // tp_btf/cgroup_mkdir when the selection names cgroups; else none.
 std::vector<bpf_program*> cgroup_programs(capaudit_bpf* s, const ProgramSelection& sel);
 // Their section names joined by '+', as the log names them ("kprobe/cap_capable+...").
