@@ -176,6 +176,26 @@ TEST(Evidence, SelfInspectionIsCountedInsideIpNetnsExec) {
   EXPECT_GT(b["self_inspections"].get<uint64_t>(), 0u) << b.dump(2);
 }
 
+// Every way in counts the same calls: 100 capget of itself and 100
+// PR_CAPBSET_READ, and none of the same made through the ia32 entry (another
+// ABI's numbers), here on the syscall tracepoints and, without tracefs, on
+// tp_btf/sys_enter (the guest suite holds fentry on the syscalls to it).
+TEST(Evidence, SelfInspectionIsCountedExactlyAndNotThroughIa32) {
+  CAPAUDIT_REQUIRE_E2E();
+  NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "ip netns add failed";
+  TempDir dir;
+  const std::string self_inspect = workload("self_inspect");
+  for (const Strings& prefix : {Strings{}, ns.exec({})}) {
+    ProfileRun p = profile(dir, prefix, {self_inspect, "100"});
+    ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+    EXPECT_EQ(p.run.out, "ia32 200\n") << "the ia32 calls were not made";
+    const nlohmann::json& b = entry(p, self_inspect);
+    ASSERT_TRUE(b.contains("self_inspections")) << b.dump(2);
+    EXPECT_EQ(b["self_inspections"], 200) << b.dump(2);
+  }
+}
+
 // capset keeping a capability in permitted asks no capability (cap_capset:
 // the new permitted set must be a subset of the old), yet fails without it:
 // the call's arguments are the evidence, in a plain run, with or without tracefs.
