@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 namespace capaudit {
@@ -49,6 +50,16 @@ bool all_digits(const char* s) {
   return true;
 }
 
+// Calls fn with "<proc_root>/PID/exe" of every process listed.
+void for_each_exe_link(const std::string& proc_root, const std::function<void(const std::string&)>& fn) {
+  DIR* dir = ::opendir(proc_root.c_str());
+  if (!dir) return;
+  while (struct dirent* entry = ::readdir(dir)) {
+    if (all_digits(entry->d_name)) fn(proc_root + "/" + entry->d_name + "/exe");
+  }
+  ::closedir(dir);
+}
+
 }  // namespace
 
 dev_t kernel_dev_to_user(uint64_t kdev) {
@@ -73,17 +84,22 @@ std::optional<std::string> read_proc_exe(const std::string& proc_root, uint32_t 
   return target;
 }
 
-ExePathResolver::ExePathResolver(std::string proc_root) : proc_root_(std::move(proc_root)) {}
+ExePathResolver::ExePathResolver(std::string proc_root, size_t max_paths)
+    : proc_root_(std::move(proc_root)), max_paths_(max_paths) {}
 
 bool ExePathResolver::remember(const ExeId& id, const std::string& path, bool stale) {
   auto it = known_.find(id);
   if (it == known_.end()) {
-    known_.emplace(id, ResolvedPath{path, stale});
+    // Drains failing for long (the database unwritable) must not let a host
+    // running ever new executables grow this without end: trimmed anyway.
+    if (known_.size() >= 2 * max_paths_) trim();
+    known_.emplace(id, Known{ResolvedPath{path, stale}, ++use_clock_});
     return true;
   }
+  it->second.used = ++use_clock_;
   // A verified path is better than a stale one; between two verified paths
   // (hard links) the first is kept so reports do not flip between names.
-  if (it->second.stale && !stale) it->second = ResolvedPath{path, false};
+  if (it->second.path.stale && !stale) it->second.path = ResolvedPath{path, false};
   return false;
 }
 
@@ -95,7 +111,10 @@ void ExePathResolver::learn_exec(const ca_exec_event& ev) {
 void ExePathResolver::learn_exec(const ExeId& id, const std::string& dpath,
                                  const std::string& filename, uint32_t pid) {
   // Execs of the same binary repeat constantly; spare them the syscalls.
-  if (auto it = known_.find(id); it != known_.end() && !it->second.stale) return;
+  if (auto it = known_.find(id); it != known_.end() && !it->second.path.stale) {
+    it->second.used = ++use_clock_;
+    return;
+  }
   std::vector<std::string> candidates;
   if (!dpath.empty() && dpath.front() == '/') {
     candidates.push_back(dpath);
@@ -136,20 +155,16 @@ bool ExePathResolver::learn_verified(const ExeId& id, const std::string& path) {
 }
 
 size_t ExePathResolver::scan_proc() {
-  DIR* dir = ::opendir(proc_root_.c_str());
-  if (!dir) return 0;
   size_t learned = 0;
-  while (struct dirent* entry = ::readdir(dir)) {
-    if (!all_digits(entry->d_name)) continue;
-    std::string exe_link = proc_root_ + "/" + entry->d_name + "/exe";
+  for_each_exe_link(proc_root_, [&](const std::string& exe_link) {
     // Kernel threads have no exe, other users' processes may refuse
     // (EACCES), and processes exit mid-scan: all simply skipped.
     std::optional<std::string> path = read_link(exe_link);
-    if (!path) continue;
+    if (!path) return;
     // stat through the magic link reaches the running inode even when its
     // path was deleted or now names another file.
     auto id = stat_id(exe_link);
-    if (!id) continue;
+    if (!id) return;
     bool stale = false;
     if (path->ends_with(kDeletedSuffix)) {
       path->resize(path->size() - kDeletedSuffix.size());
@@ -159,15 +174,37 @@ size_t ExePathResolver::scan_proc() {
       stale = !at_path || !(*at_path == *id);
     }
     if (remember(*id, *path, stale)) ++learned;
-  }
-  ::closedir(dir);
+  });
   return learned;
+}
+
+std::unordered_set<ExeId, ExeIdHash> ExePathResolver::running() const {
+  std::unordered_set<ExeId, ExeIdHash> ids;
+  for_each_exe_link(proc_root_, [&](const std::string& exe_link) {
+    if (auto id = stat_id(exe_link)) ids.insert(*id);
+  });
+  return ids;
+}
+
+size_t ExePathResolver::trim() {
+  if (known_.size() <= max_paths_) return 0;
+  const size_t drop = known_.size() - max_paths_ * 3 / 4;
+  const std::unordered_set<ExeId, ExeIdHash> live = running();
+  // Oldest first, those of no running process before all that run.
+  std::vector<std::pair<std::pair<bool, uint64_t>, ExeId>> order;
+  order.reserve(known_.size());
+  for (const auto& [id, k] : known_) order.push_back({{live.count(id) > 0, k.used}, id});
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < drop; i++) known_.erase(order[i].second);
+  return drop;
 }
 
 std::optional<ResolvedPath> ExePathResolver::lookup(const ExeId& id) const {
   auto it = known_.find(id);
   if (it == known_.end()) return std::nullopt;
-  ResolvedPath result = it->second;
+  it->second.used = ++use_clock_;
+  ResolvedPath result = it->second.path;
   // A package upgrade replaces the file after we learned it; re-check so
   // the answer is about now, not about when the exec was seen.
   if (!result.stale) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace capaudit {
 
@@ -32,10 +33,16 @@ struct ResolvedPath {
   bool stale = false;
 };
 
+// Ids whose path is kept (issue 14 item 3: bounded on a host that runs new
+// executables for months). 154 bytes an entry with paths of 40 characters
+// (measured with mallinfo2: node, bucket and the path's heap block), so
+// some 1.2 MiB when full.
+inline constexpr size_t kMaxExePaths = 8192;
+
 // Learns paths from exec events and /proc, and answers (dev, ino) -> path.
 class ExePathResolver {
  public:
-  explicit ExePathResolver(std::string proc_root = "/proc");
+  explicit ExePathResolver(std::string proc_root = "/proc", size_t max_paths = kMaxExePaths);
 
   // From an exec event: `dpath` is the kernel-built absolute path (may be
   // empty), `filename` what execve was given (may be relative), pid the
@@ -56,11 +63,30 @@ class ExePathResolver {
   // lookup, and if unknown, scan /proc once more.
   std::optional<ResolvedPath> resolve(const ExeId& id);
 
+  // Called after a drain that stored every key the kernel maps held, so no
+  // path a count still waits for is dropped: above max_paths ids, forgets
+  // down to 3/4 of it, first the ids no running process has, least
+  // recently learned or looked up first. One forgotten is found again if
+  // needed: in /proc while it runs, in the store (Drainer) while its file
+  // is there. Returns how many were forgotten.
+  size_t trim();
+  size_t size() const { return known_.size(); }
+
  private:
+  struct Known {
+    ResolvedPath path;
+    // When last learned or looked up (use_clock_), for trim(); lookup is a
+    // read, the use is bookkeeping.
+    mutable uint64_t used = 0;
+  };
   // True when id was not known before.
   bool remember(const ExeId& id, const std::string& path, bool stale = false);
+  // The executables of the processes in /proc now.
+  std::unordered_set<ExeId, ExeIdHash> running() const;
   std::string proc_root_;
-  std::unordered_map<ExeId, ResolvedPath, ExeIdHash> known_;
+  size_t max_paths_;
+  std::unordered_map<ExeId, Known, ExeIdHash> known_;
+  mutable uint64_t use_clock_ = 0;
 };
 
 // readlink(/proc/PID/exe) without the " (deleted)" suffix; sets *deleted.
