@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace capaudit {
 namespace {
@@ -17,8 +19,6 @@ namespace {
 // A few tries spread over the container's start: its state files appear
 // when runc create has run, before the entrypoint's exec.
 constexpr int kMaxNameTries = 200;
-// A host that makes cgroups all day: forget the oldest beyond this.
-constexpr size_t kMaxKnown = 200000;
 
 std::optional<nlohmann::json> read_json(const std::string& path) {
   std::ifstream in(path);
@@ -143,15 +143,15 @@ std::string find_cgroup2_mount() {
   return {};
 }
 
-CgroupCatalog::CgroupCatalog(std::string cgroup2_mount, RuntimeStateDirs dirs)
-    : mount_(std::move(cgroup2_mount)), dirs_(std::move(dirs)) {}
+CgroupCatalog::CgroupCatalog(std::string cgroup2_mount, RuntimeStateDirs dirs, size_t max_cgroups)
+    : mount_(std::move(cgroup2_mount)), dirs_(std::move(dirs)), max_cgroups_(max_cgroups) {}
 
 CgroupCatalog::Entry& CgroupCatalog::remember(uint64_t id, std::string_view path, int64_t now) {
-  if (known_.size() >= kMaxKnown) {
-    known_.clear();  // rare: a later lookup finds what still exists on the mount
-    pending_.clear();
-  }
+  // Drains failing for long (the database unwritable) must not let a host
+  // making ever new cgroups grow this without end: trimmed anyway.
+  if (known_.size() >= 2 * max_cgroups_ && !known_.count(id)) trim();
   Entry& e = known_[id];
+  e.used = ++use_clock_;
   CgroupIdentity ident = parse_cgroup_path(path);
   e.row = CgroupRow{};
   e.row.id = id;
@@ -203,12 +203,41 @@ void CgroupCatalog::name_pending(int64_t now) {
 }
 
 const CgroupRow* CgroupCatalog::lookup(uint64_t id, int64_t now) {
-  if (auto it = known_.find(id); it != known_.end()) return &it->second.row;
-  if (missing_.count(id) || mount_.empty()) return nullptr;
-  if (last_scan_ != now) scan(now);
-  if (auto it = known_.find(id); it != known_.end()) return &it->second.row;
-  missing_.insert(id);
-  return nullptr;
+  if (!known_.count(id)) find({id}, now);
+  auto it = known_.find(id);
+  if (it == known_.end()) return nullptr;
+  it->second.used = ++use_clock_;
+  return &it->second.row;
+}
+
+void CgroupCatalog::touch(uint64_t id) {
+  if (auto it = known_.find(id); it != known_.end()) it->second.used = ++use_clock_;
+}
+
+void CgroupCatalog::find(const std::vector<uint64_t>& ids, int64_t now) {
+  namespace fs = std::filesystem;
+  if (mount_.empty()) return;
+  std::set<uint64_t> wanted;
+  for (uint64_t id : ids)
+    if (!known_.count(id) && !missing_.count(id)) wanted.insert(id);
+  if (wanted.empty()) return;
+  // A cgroup's id is its directory's inode number.
+  auto add = [&](const fs::path& dir) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !wanted.erase(st.st_ino)) return;
+    std::string rel = dir.string().substr(mount_.size());
+    remember(st.st_ino, rel.empty() ? "/" : rel, now);
+  };
+  add(mount_);
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(mount_, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && !wanted.empty() && it != end; it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) add(it->path());
+  }
+  // Gone before it was looked for (or its event was lost): another walk
+  // would not find it. Bounded like the rows: past that, walked again.
+  if (missing_.size() + wanted.size() > max_cgroups_) missing_.clear();
+  missing_.insert(wanted.begin(), wanted.end());
 }
 
 uint64_t CgroupCatalog::revision(uint64_t id) const {
@@ -216,21 +245,38 @@ uint64_t CgroupCatalog::revision(uint64_t id) const {
   return it == known_.end() ? 0 : it->second.revision;
 }
 
-void CgroupCatalog::scan(int64_t now) {
-  namespace fs = std::filesystem;
-  last_scan_ = now;
-  std::error_code ec;
-  auto add = [&](const fs::path& dir) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0 || known_.count(st.st_ino)) return;
-    std::string rel = dir.string().substr(mount_.size());
-    remember(st.st_ino, rel.empty() ? "/" : rel, now);
-  };
-  add(mount_);
-  for (fs::recursive_directory_iterator it(mount_, fs::directory_options::skip_permission_denied, ec), end;
-       !ec && it != end; it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) add(it->path());
+uint64_t CgroupCatalog::stored_revision(uint64_t id) const {
+  auto it = known_.find(id);
+  return it == known_.end() ? 0 : it->second.stored;
+}
+
+void CgroupCatalog::set_stored(uint64_t id, uint64_t revision) {
+  if (auto it = known_.find(id); it != known_.end()) it->second.stored = revision;
+}
+
+void CgroupCatalog::forget_stored() {
+  for (auto& [id, e] : known_) e.stored = 0;
+}
+
+bool CgroupCatalog::on_mount(uint64_t id, const std::string& path) const {
+  struct stat st {};
+  return !mount_.empty() && ::stat((mount_ + (path == "/" ? "" : path)).c_str(), &st) == 0 && st.st_ino == id;
+}
+
+size_t CgroupCatalog::trim() {
+  if (known_.size() <= max_cgroups_) return 0;
+  const size_t drop = known_.size() - max_cgroups_ * 3 / 4;
+  // Oldest first, the cgroups removed before all still there.
+  std::vector<std::pair<std::pair<bool, uint64_t>, uint64_t>> order;
+  order.reserve(known_.size());
+  for (const auto& [id, e] : known_) order.push_back({{on_mount(id, e.row.path), e.used}, id});
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < drop; i++) {
+    known_.erase(order[i].second);
+    pending_.erase(order[i].second);
   }
+  return drop;
 }
 
 }  // namespace capaudit

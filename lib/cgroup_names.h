@@ -41,39 +41,71 @@ std::optional<ContainerMeta> read_container_meta(const std::string& id, const st
 // The cgroup2 mount point from /proc/self/mountinfo ("" when none).
 std::string find_cgroup2_mount();
 
+// Cgroups whose rows are kept (issue 14 item 3: bounded on a host that makes
+// cgroups for months). 538 bytes an entry for a service, 682 for a docker
+// container before its names are read (measured with mallinfo2: the row's
+// strings, node and bucket), so some 2.8 MiB when full.
+inline constexpr size_t kMaxCgroups = 4096;
+
 class CgroupCatalog {
  public:
-  explicit CgroupCatalog(std::string cgroup2_mount = find_cgroup2_mount(), RuntimeStateDirs dirs = {});
+  explicit CgroupCatalog(std::string cgroup2_mount = find_cgroup2_mount(), RuntimeStateDirs dirs = {},
+                         size_t max_cgroups = kMaxCgroups);
 
   // A cgroup was made (the BPF event): parses the path, and for a container
   // tries its state files now and again later (name_pending).
   void learn(uint64_t id, std::string_view path, int64_t now);
-  // The cgroup's row; one the daemon was not told of is looked for on the
-  // cgroup2 mount (one scan per second at most). nullptr when unknown.
+  // Looks for the cgroups of `ids` the daemon was not told of on the cgroup2
+  // mount, in one walk of it, and makes a row for each found (for those
+  // only, not for every cgroup there). An id not found is not looked for
+  // again.
+  void find(const std::vector<uint64_t>& ids, int64_t now);
+  // The cgroup's row (found as find() does when not known); nullptr when
+  // unknown.
   const CgroupRow* lookup(uint64_t id, int64_t now);
+  // A check of this cgroup waits to be stored (its binary has no path yet):
+  // its row is as recently used as one looked up.
+  void touch(uint64_t id);
   // Changes each time the row gains something (a name, an image).
   uint64_t revision(uint64_t id) const;
+  // The revision of the row the store holds (0: none), as the drainer
+  // said after its commit; forgotten all at once for another store.
+  uint64_t stored_revision(uint64_t id) const;
+  void set_stored(uint64_t id, uint64_t revision);
+  void forget_stored();
   // Containers whose state files were not there yet: tried again. Cheap
   // when none wait; the daemon calls it on every exec event and drain.
   void name_pending(int64_t now);
   size_t pending() const { return pending_.size(); }
 
+  // Called after a drain that stored the rows of every check written:
+  // above max_cgroups rows, forgets down to 3/4 of it, first the cgroups
+  // gone from the mount, least recently learned or looked up first. One
+  // forgotten and still there is found again by find(). Returns how many
+  // were forgotten.
+  size_t trim();
+  size_t size() const { return known_.size(); }
+  size_t missing() const { return missing_.size(); }
+
  private:
   struct Entry {
     CgroupRow row;
     uint64_t revision = 1;
+    uint64_t stored = 0;  // the revision in the store
+    uint64_t used = 0;    // use_clock_ when last learned or looked up
     int tries = 0;
   };
   Entry& remember(uint64_t id, std::string_view path, int64_t now);
   bool try_name(Entry& e);
-  void scan(int64_t now);
+  bool on_mount(uint64_t id, const std::string& path) const;
 
   std::string mount_;
   RuntimeStateDirs dirs_;
+  size_t max_cgroups_;
   std::unordered_map<uint64_t, Entry> known_;
-  std::set<uint64_t> pending_;
-  std::set<uint64_t> missing_;  // not on the mount at the last scan
-  int64_t last_scan_ = -1;
+  std::set<uint64_t> pending_;  // a subset of known_
+  std::set<uint64_t> missing_;  // not on the mount when looked for; at most max_cgroups
+  uint64_t use_clock_ = 0;
 };
 
 }  // namespace capaudit

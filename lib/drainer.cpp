@@ -123,7 +123,7 @@ Drainer::Drainer(Store& store, ExePathResolver& paths, const Kallsyms* syms, Dra
 
 void Drainer::rebind(Store& store) {
   store_ = &store;
-  cgroup_revisions_.clear();
+  if (cgroups_) cgroups_->forget_stored();
   binary_ids_.clear();
   stack_rows_.clear();
   end_drain_caches();
@@ -338,12 +338,12 @@ bool Drainer::write_cgroups(const std::vector<uint64_t>& ids, int64_t now,
                             std::unordered_map<uint64_t, uint64_t>* written) {
   if (!cgroups_) return true;
   cgroups_->name_pending(now);
+  cgroups_->find(ids, now);
   for (uint64_t id : ids) {
     const CgroupRow* row = cgroups_->lookup(id, now);
     if (!row) continue;
     uint64_t rev = cgroups_->revision(id);
-    auto it = cgroup_revisions_.find(id);
-    if (it != cgroup_revisions_.end() && it->second == rev) continue;
+    if (cgroups_->stored_revision(id) == rev) continue;
     CgroupRow r = *row;
     r.last_seen = now;
     if (!store_->upsert_cgroup(r)) return false;
@@ -445,6 +445,8 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
       int waited = ks.deferred.get(h) + 1;
       if (waited <= opts_.unresolved_grace_drains && !final) {
         deferred_now.push_back({static_cast<uint8_t>(kind_index(kind)), h, static_cast<uint64_t>(waited)});
+        // Its cgroup's name is wanted when it is stored: kept by trim() as used.
+        if (cgroups_) cgroups_->touch(c.key.cgroup_id);
         skipped.set(raw, 1);
         res.keys_deferred++;
         continue;
@@ -526,7 +528,7 @@ DrainResult Drainer::drain(const KernelSnapshot& snap, const StackReader& read_s
   if (!store_->commit(&err)) return fail(err);
   // In parts, every part carries the old store's state of its own keys.
   if (!in_parts_) persist_all_state_ = false;
-  for (auto& [id, rev] : cgroups_written) cgroup_revisions_[id] = rev;
+  for (auto& [id, rev] : cgroups_written) cgroups_->set_stored(id, rev);
   for (const Pending& p : pending) {
     kinds_[p.kind].written.set(p.h, p.value);
     kinds_[p.kind].deferred.erase(p.h);

@@ -168,8 +168,8 @@ class Drainer {
   // Valid only within a transaction: row ids may vanish on rollback.
   std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, int64_t> binary_ids_;
   std::unordered_map<int32_t, int64_t> stack_rows_;
+  // The cgroups' rows, and which revision of each the store holds.
   CgroupCatalog* cgroups_ = nullptr;
-  std::unordered_map<uint64_t, uint64_t> cgroup_revisions_;  // as written to the store
   bool write_cgroups(const std::vector<uint64_t>& ids, int64_t now,
                      std::unordered_map<uint64_t, uint64_t>* written);
   uint64_t checks_written_ = 0;
