@@ -363,6 +363,7 @@ bool Daemon::drain_now(const char* why) {
     for (const ExeName& n : names) ids.push_back(n.id);
     collector_->forget_exe_names(ids);
     end_prune_step();
+    trim_caches();
   }
   const uint64_t t3 = monotonic_usec();
   // Pages are read again from the file at the next drain, so damage done to
@@ -488,6 +489,14 @@ void Daemon::end_prune_step() {
   std::vector<int32_t> stacks = collector_->prune_stacks(collector_->max_stacks() / 2);
   drainer_->forget_stacks(stacks);
   if (!stacks.empty()) spdlog::debug("pruning: {} stacks no origin refers to", stacks.size());
+}
+
+void Daemon::trim_caches() {
+  const size_t exes = paths_->trim();
+  const size_t cgroups = cgroups_.trim();
+  if (exes || cgroups)
+    spdlog::debug("forgot {} executables' paths ({} kept) and {} cgroups ({} kept), all stored", exes,
+                  paths_->size(), cgroups, cgroups_.size());
 }
 
 void Daemon::update_status(std::string_view with) {

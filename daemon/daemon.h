@@ -71,6 +71,9 @@ class Daemon {
   // empty that generation.
   bool begin_prune_step();
   void end_prune_step();
+  // After a drain that stored every key the maps held: the tables of
+  // executables and cgroups back within their bounds (issue 14 item 3).
+  void trim_caches();
   static constexpr time_t kPruneIntervalSec = 6 * 3600;
   time_t last_prune_ = time(nullptr);
   void reload();

@@ -30,6 +30,13 @@ struct StoreAndProgram : FreshStore {
   }
   // The program's exec, as the daemon learns it from the exec event.
   void learn_exec(ExePathResolver& paths) const { paths.learn_exec(ExeId{key.exe_dev, key.exe_ino}, exe, exe, 0); }
+  // The checks stored of the binaries at `path`.
+  uint64_t stored(const std::string& path) {
+    uint64_t total = 0;
+    for (auto& b : store->binaries(path))
+      for (auto& c : store->checks(b.id)) total += c.count;
+    return total;
+  }
   // The kernel maps holding `count` checks of `key`.
   KernelSnapshot key_counted(uint64_t count) const {
     KernelSnapshot s;

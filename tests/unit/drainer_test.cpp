@@ -29,13 +29,6 @@ struct DrainerTest : ::testing::Test, test::StoreAndProgram {
     s.stats.v[CA_STAT_CHECKS] = count;
     return s;
   }
-
-  uint64_t stored(const std::string& path) {
-    uint64_t total = 0;
-    for (auto& b : store->binaries(path))
-      for (auto& c : store->checks(b.id)) total += c.count;
-    return total;
-  }
 };
 
 const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
