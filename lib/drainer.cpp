@@ -256,7 +256,8 @@ void Drainer::end_drain_caches() {
 
 int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
   auto id_key = std::make_tuple(r.key.dev, r.key.ino, r.key.path, r.key.comm);
-  if (auto it = binary_ids_.find(id_key); it != binary_ids_.end()) return it->second;
+  auto cached = binary_ids_.find(id_key);
+  if (cached != binary_ids_.end() && cached->second.stale == r.stale) return cached->second.id;
   int64_t id = store_->upsert_binary(r.key, r.stale, now);
   if (id == 0) {
     *err = store_->last_error();
@@ -271,7 +272,7 @@ int64_t Drainer::binary_row(const Resolved& r, int64_t now, std::string* err) {
       spdlog::debug("no identity for {}: {}", quote_for_display(r.key.path), escape_for_display(why));
     }
   }
-  binary_ids_.emplace(std::move(id_key), id);
+  binary_ids_.insert_or_assign(std::move(id_key), BinaryRowId{id, r.stale});
   return id;
 }
 

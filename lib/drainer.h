@@ -165,8 +165,14 @@ class Drainer {
   ExePathResolver& paths_;
   const Kallsyms* syms_;
   DrainOptions opts_;
-  // Valid only within a transaction: row ids may vanish on rollback.
-  std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, int64_t> binary_ids_;
+  // Row ids of binaries written, and whether the row says its path is
+  // stale: a file deleted or replaced since is written again (path_stale).
+  // Forgotten on rollback: row ids may vanish with it.
+  struct BinaryRowId {
+    int64_t id;
+    bool stale;
+  };
+  std::map<std::tuple<uint64_t, uint64_t, std::string, std::string>, BinaryRowId> binary_ids_;
   std::unordered_map<int32_t, int64_t> stack_rows_;
   // The cgroups' rows, and which revision of each the store holds.
   CgroupCatalog* cgroups_ = nullptr;

@@ -194,5 +194,20 @@ TEST_F(BoundsDrainTest, ARowIsWrittenOnceAndAgainIntoAnotherStore) {
   ASSERT_EQ(other.store->cgroups().size(), 1u);  // the new store has its row
 }
 
+TEST_F(BoundsDrainTest, AFileDeletedAfterItsRowWasWrittenIsMarkedStale) {
+  ExePathResolver paths("/nonexistent-proc");
+  learn_exec(paths);
+  Drainer d(*store, paths, nullptr, {});
+  d.resume(false);
+  ASSERT_TRUE(d.drain(key_counted(1), kNoStacks, 100).ok);
+  ASSERT_EQ(store->binaries(exe).size(), 1u);
+  EXPECT_FALSE(store->binaries(exe)[0].path_stale);
+  ASSERT_EQ(::unlink(exe.c_str()), 0);
+  ASSERT_TRUE(d.drain(key_counted(2), kNoStacks, 110).ok);
+  ASSERT_EQ(store->binaries(exe).size(), 1u);
+  EXPECT_TRUE(store->binaries(exe)[0].path_stale);
+  EXPECT_EQ(stored(exe), 2u);
+}
+
 }  // namespace
 }  // namespace capaudit
