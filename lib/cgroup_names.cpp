@@ -215,29 +215,41 @@ void CgroupCatalog::touch(uint64_t id) {
 }
 
 void CgroupCatalog::find(const std::vector<uint64_t>& ids, int64_t now) {
-  namespace fs = std::filesystem;
   if (mount_.empty()) return;
-  std::set<uint64_t> wanted;
+  std::vector<uint64_t> wanted;
   for (uint64_t id : ids)
-    if (!known_.count(id) && !missing_.count(id)) wanted.insert(id);
+    if (!known_.count(id) && !missing_.count(id)) wanted.push_back(id);
   if (wanted.empty()) return;
+  if (walked_at_ != now) walk(now);
+  for (uint64_t id : wanted) {
+    if (auto it = walked_.find(id); it != walked_.end()) {
+      remember(id, it->second, now);
+      continue;
+    }
+    // Gone before it was looked for (or its event was lost): another walk
+    // would not find it. Bounded like the rows: past that, walked again.
+    if (missing_.size() >= max_cgroups_) missing_.clear();
+    missing_.insert(id);
+  }
+}
+
+void CgroupCatalog::walk(int64_t now) {
+  namespace fs = std::filesystem;
+  walked_.clear();
+  walked_at_ = now;
   // A cgroup's id is its directory's inode number.
   auto add = [&](const fs::path& dir) {
     struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0 || !wanted.erase(st.st_ino)) return;
+    if (::stat(dir.c_str(), &st) != 0) return;
     std::string rel = dir.string().substr(mount_.size());
-    remember(st.st_ino, rel.empty() ? "/" : rel, now);
+    walked_.emplace(st.st_ino, rel.empty() ? "/" : rel);
   };
   add(mount_);
   std::error_code ec;
   for (fs::recursive_directory_iterator it(mount_, fs::directory_options::skip_permission_denied, ec), end;
-       !ec && !wanted.empty() && it != end; it.increment(ec)) {
+       !ec && it != end; it.increment(ec)) {
     if (it->is_directory(ec) && !it->is_symlink(ec)) add(it->path());
   }
-  // Gone before it was looked for (or its event was lost): another walk
-  // would not find it. Bounded like the rows: past that, walked again.
-  if (missing_.size() + wanted.size() > max_cgroups_) missing_.clear();
-  missing_.insert(wanted.begin(), wanted.end());
 }
 
 uint64_t CgroupCatalog::revision(uint64_t id) const {
@@ -264,6 +276,8 @@ bool CgroupCatalog::on_mount(uint64_t id, const std::string& path) const {
 }
 
 size_t CgroupCatalog::trim() {
+  std::unordered_map<uint64_t, std::string>().swap(walked_);  // the drain that walked is over
+  walked_at_ = -1;
   if (known_.size() <= max_cgroups_) return 0;
   const size_t drop = known_.size() - max_cgroups_ * 3 / 4;
   // Oldest first, the cgroups removed before all still there.

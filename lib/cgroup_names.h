@@ -56,9 +56,10 @@ class CgroupCatalog {
   // tries its state files now and again later (name_pending).
   void learn(uint64_t id, std::string_view path, int64_t now);
   // Looks for the cgroups of `ids` the daemon was not told of on the cgroup2
-  // mount, in one walk of it, and makes a row for each found (for those
-  // only, not for every cgroup there). An id not found is not looked for
-  // again.
+  // mount and makes a row for each found (for those only, not for every
+  // cgroup there). The mount is walked once a second at most: what a walk
+  // found serves the later parts of its drain, until trim(). An id not
+  // found is not looked for again.
   void find(const std::vector<uint64_t>& ids, int64_t now);
   // The cgroup's row (found as find() does when not known); nullptr when
   // unknown.
@@ -98,6 +99,7 @@ class CgroupCatalog {
   Entry& remember(uint64_t id, std::string_view path, int64_t now);
   bool try_name(Entry& e);
   bool on_mount(uint64_t id, const std::string& path) const;
+  void walk(int64_t now);
 
   std::string mount_;
   RuntimeStateDirs dirs_;
@@ -106,6 +108,10 @@ class CgroupCatalog {
   std::set<uint64_t> pending_;  // a subset of known_
   std::set<uint64_t> missing_;  // not on the mount when looked for; at most max_cgroups
   uint64_t use_clock_ = 0;
+  // The last walk: each directory's id and path (the size of the tree,
+  // a fraction of its rows'), dropped by trim().
+  std::unordered_map<uint64_t, std::string> walked_;
+  int64_t walked_at_ = -1;
 };
 
 }  // namespace capaudit
