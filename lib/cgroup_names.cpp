@@ -149,7 +149,7 @@ CgroupCatalog::CgroupCatalog(std::string cgroup2_mount, RuntimeStateDirs dirs, s
 CgroupCatalog::Entry& CgroupCatalog::remember(uint64_t id, std::string_view path, int64_t now) {
   // Drains failing for long (the database unwritable) must not let a host
   // making ever new cgroups grow this without end: trimmed anyway.
-  if (known_.size() >= 2 * max_cgroups_ && !known_.count(id)) trim();
+  if (known_.size() >= 2 * max_cgroups_ && !known_.count(id)) shrink();
   Entry& e = known_[id];
   e.used = ++use_clock_;
   CgroupIdentity ident = parse_cgroup_path(path);
@@ -278,6 +278,10 @@ bool CgroupCatalog::on_mount(uint64_t id, const std::string& path) const {
 size_t CgroupCatalog::trim() {
   std::unordered_map<uint64_t, std::string>().swap(walked_);  // the drain that walked is over
   walked_at_ = -1;
+  return shrink();
+}
+
+size_t CgroupCatalog::shrink() {
   if (known_.size() <= max_cgroups_) return 0;
   const size_t drop = known_.size() - max_cgroups_ * 3 / 4;
   // Oldest first, the cgroups removed before all still there.

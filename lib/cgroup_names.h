@@ -100,6 +100,8 @@ class CgroupCatalog {
   bool try_name(Entry& e);
   bool on_mount(uint64_t id, const std::string& path) const;
   void walk(int64_t now);
+  // trim() but for the walk kept (a find() under way uses it).
+  size_t shrink();
 
   std::string mount_;
   RuntimeStateDirs dirs_;

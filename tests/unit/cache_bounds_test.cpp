@@ -113,6 +113,22 @@ TEST(CgroupBounds, AWalkOfTheMountMakesARowOnlyForTheCgroupAskedFor) {
   EXPECT_EQ(cat.size(), 1u);
 }
 
+TEST(CgroupBounds, ACgroupFoundByAWalkIsNotLostToTheLimitMidWalk) {
+  test::TempDir mount;
+  std::vector<uint64_t> ids;
+  for (int n = 0; n < 40; n++) {
+    fs::create_directory(mount.path() / ("u" + std::to_string(n) + ".service"));
+    ids.push_back(inode_of(mount.path() / ("u" + std::to_string(n) + ".service")));
+  }
+  CgroupCatalog cat(mount.path().string(), {}, 8);
+  for (uint64_t id = 1; id <= 15; id++) cat.learn(1u << 30 | id, "/gone" + std::to_string(id), 100);
+  // Twice the limit is reached while the walk's finds are made.
+  cat.find(ids, 100);
+  EXPECT_EQ(cat.missing(), 0u);
+  EXPECT_LE(cat.size(), 16u);
+  EXPECT_NE(cat.revision(ids.back()), 0u);
+}
+
 TEST(CgroupBounds, StaysWithinTheLimitEvenWithoutADrain) {
   CgroupCatalog cat("", {}, 16);
   for (uint64_t id = 1; id <= 1000; id++) {
