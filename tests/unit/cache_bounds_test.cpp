@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
+using test::kNoStacks;
 
 // An executable seen at exec and gone since: remembered by its old path.
 ExeId gone_exe(ExePathResolver& paths, uint64_t n) {

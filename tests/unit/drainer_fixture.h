@@ -6,11 +6,15 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "drainer.h"
 #include "store_fixture.h"
 
 namespace capaudit::test {
+
+// A drain's stack reader for checks that carry no stack.
+inline const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
 
 // The fresh store, and a file `prog` beside it whose (device, inode) `key`
 // carries; the other key fields are each test's.

@@ -13,7 +13,7 @@
 namespace capaudit {
 namespace {
 
-const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
+using test::kNoStacks;
 
 struct PruneTest : ::testing::Test, test::StoreAndProgram {
   ExePathResolver paths{"/nonexistent-proc"};

@@ -31,7 +31,7 @@ struct DrainerTest : ::testing::Test, test::StoreAndProgram {
   }
 };
 
-const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
+using test::kNoStacks;
 
 TEST_F(DrainerTest, StoresDeltasOfMonotonicCounters) {
   Drainer d(*store, paths, nullptr, {});

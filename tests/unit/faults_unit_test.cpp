@@ -179,7 +179,7 @@ struct NamingTest : ::testing::Test, test::StoreAndProgram {
   }
 };
 
-const StackReader kNoStacks = [](int32_t) { return std::vector<uint64_t>{}; };
+using test::kNoStacks;
 
 // A restarted daemon never saw the binary start (it ran while the daemon was
 // down): the path the database holds for its (device, inode) names it, if
