@@ -1,5 +1,6 @@
 #include "cgroup_names.h"
 
+#include "bounded_table.h"
 #include "capnames.h"
 
 #include <sys/stat.h>
@@ -7,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -282,19 +282,13 @@ size_t CgroupCatalog::trim() {
 }
 
 size_t CgroupCatalog::shrink() {
-  if (known_.size() <= max_cgroups_) return 0;
-  const size_t drop = known_.size() - max_cgroups_ * 3 / 4;
-  // Oldest first, the cgroups removed before all still there.
-  std::vector<std::pair<std::pair<bool, uint64_t>, uint64_t>> order;
-  order.reserve(known_.size());
-  for (const auto& [id, e] : known_) order.push_back({{on_mount(id, e.row.path), e.used}, id});
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < drop; i++) {
-    known_.erase(order[i].second);
-    pending_.erase(order[i].second);
+  const std::vector<uint64_t> drop = least_used_beyond(
+      known_, max_cgroups_, [this](uint64_t id, const Entry& e) { return on_mount(id, e.row.path); });
+  for (uint64_t id : drop) {
+    known_.erase(id);
+    pending_.erase(id);
   }
-  return drop;
+  return drop.size();
 }
 
 }  // namespace capaudit

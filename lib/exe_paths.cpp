@@ -1,5 +1,7 @@
 #include "exe_paths.h"
 
+#include "bounded_table.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -187,17 +189,12 @@ std::unordered_set<ExeId, ExeIdHash> ExePathResolver::running() const {
 }
 
 size_t ExePathResolver::trim() {
-  if (known_.size() <= max_paths_) return 0;
-  const size_t drop = known_.size() - max_paths_ * 3 / 4;
+  if (known_.size() <= max_paths_) return 0;  // spared the /proc scan
   const std::unordered_set<ExeId, ExeIdHash> live = running();
-  // Oldest first, those of no running process before all that run.
-  std::vector<std::pair<std::pair<bool, uint64_t>, ExeId>> order;
-  order.reserve(known_.size());
-  for (const auto& [id, k] : known_) order.push_back({{live.count(id) > 0, k.used}, id});
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < drop; i++) known_.erase(order[i].second);
-  return drop;
+  const std::vector<ExeId> drop =
+      least_used_beyond(known_, max_paths_, [&](const ExeId& id, const Known&) { return live.count(id) > 0; });
+  for (const ExeId& id : drop) known_.erase(id);
+  return drop.size();
 }
 
 std::optional<ResolvedPath> ExePathResolver::lookup(const ExeId& id) const {
