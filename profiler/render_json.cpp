@@ -177,9 +177,7 @@ class JsonWriter {
     const size_t spaces = 2 * depth_;
     if (spaces + 2 > kMax) {  // deeper than anything written here: the long way
       put(comma ? std::string_view(",\n") : std::string_view("\n"));
-      out_.resize(pos_);
-      out_.append(spaces, ' ');
-      pos_ = out_.size();
+      indent();
       return;
     }
     // Copied whole, a fixed size (a variable one compiles to a slow rep
