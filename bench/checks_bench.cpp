@@ -66,38 +66,39 @@ using bench::Capauditd;
 using bench::die;
 using bench::slurp;
 
-uint64_t now_ns() {
+uint64_t clock_ns(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// CPU time of the calling thread: the BPF program runs in the fchown() that
-// calls it, so its cost is here, while time the storm spends preempted by
-// the rest of a shared machine is not (wall time moved the empty program's
-// few tens of ns by more than their size from run to run).
-uint64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+uint64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
+
+// n calls of call(), in CPU ns of the calling thread per call: the BPF
+// program runs in the syscall that triggers it, so its cost is here, while
+// time the storm spends preempted by the rest of a shared machine is not
+// (wall time moved the empty program's few tens of ns by more than their
+// size from run to run).
+template <typename Call>
+double cpu_ns_per_call(long n, Call call) {
+  const uint64_t t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+  for (long i = 0; i < n; i++) call();
+  return static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0) / static_cast<double>(n);
 }
 
 // n fchown calls, each one CAP_CHOWN check (the file is not the caller's
-// to give away without it); CPU ns per call.
+// to give away without it).
 double storm(int fd, long n) {
-  uint64_t t0 = thread_cpu_ns();
-  for (long i = 0; i < n; i++)
+  return cpu_ns_per_call(n, [fd] {
     if (fchown(fd, 1, static_cast<gid_t>(-1)) != 0) die(std::string("fchown: ") + std::strerror(errno));
-  return static_cast<double>(thread_cpu_ns() - t0) / static_cast<double>(n);
+  });
 }
 
 // n getppid() calls: a syscall that makes no capability check, so what a
 // mode adds to it is what it adds to every syscall on the host (a syscall
 // tracepoint turns on the syscall slow path for every task), not per check.
 double plain_storm(long n) {
-  uint64_t t0 = thread_cpu_ns();
-  for (long i = 0; i < n; i++) (void)getppid();
-  return static_cast<double>(thread_cpu_ns() - t0) / static_cast<double>(n);
+  return cpu_ns_per_call(n, [] { (void)getppid(); });
 }
 
 // One run: the fchown storm, then the getppid storm.
