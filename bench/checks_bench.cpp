@@ -370,6 +370,7 @@ LoadResult multi_storm(const std::string& dir, int procs, long calls) {
 // ---- main ----------------------------------------------------------------------
 
 struct Mode {
+  explicit Mode(std::string n) : name(std::move(n)) {}
   std::string name;
   std::vector<double> ns;
   std::vector<double> added;  // over the nothing-runs around each run
@@ -462,8 +463,8 @@ int main(int argc, char** argv) {
     if (!bpftrace) bpftrace_note = "bpftrace not installed: its row is left out";
   }
 
-  std::vector<Mode> modes = {{"nothing", {}, {}, {}, {}, {}, {}}, {"empty BPF program", {}, {}, {}, {}, {}, {}}, {"capauditd", {}, {}, {}, {}, {}, {}}};
-  if (bpftrace) modes.push_back({"bpftrace", {}, {}, {}, {}, {}, {}});
+  std::vector<Mode> modes = {Mode("nothing"), Mode("empty BPF program"), Mode("capauditd")};
+  if (bpftrace) modes.emplace_back("bpftrace");
 
   if (storm(fd, std::min<long>(o.calls, 200000)) < 0)  // warm caches and the CPU clock
     die(target + ": fchown: " + std::strerror(errno));
